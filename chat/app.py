@@ -1,0 +1,28 @@
+"""The route table and the Tornado application."""
+
+from tornado import web
+
+from .handlers import health, users
+from .handlers.base import NotFoundHandler
+
+ROUTES = [
+    (r"/api/health", health.HealthHandler),
+    (r"/api/create", users.CreateUserHandler),
+    (r"/api/login", users.LoginHandler),
+    (r"/api/logout", users.LogoutHandler),
+    (r"/api/profile/([^/]+)", users.ProfileHandler),
+    (r"/api/admin/users/([^/]+)/grants", users.GrantHandler),
+]
+
+
+def make_app(ctx):
+    """The application, every handler fed ``ctx`` through ``initialize``."""
+    return web.Application(
+        [web.url(pattern, handler, {"ctx": ctx}) for pattern, handler in ROUTES],
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"ctx": ctx},
+        debug=ctx.settings.debug,
+        compress_response=False,
+        websocket_max_message_size=ctx.settings.max_body_bytes,
+        websocket_ping_interval=ctx.settings.ws_ping_interval or None,
+    )

@@ -1,0 +1,29 @@
+"""What every handler and action needs, built once at start-up and passed down."""
+
+import dataclasses
+
+from . import ratelimit, security
+
+
+@dataclasses.dataclass
+class Context:
+    settings: object
+    db: object
+    broker: object
+    passwords: security.PasswordHasher
+    tokens: security.TokenIssuer
+    login_limiter: ratelimit.RateLimiter
+
+    @classmethod
+    def build(cls, settings, db, broker):
+        return cls(
+            settings=settings,
+            db=db,
+            broker=broker,
+            passwords=security.PasswordHasher(settings.bcrypt_rounds),
+            tokens=security.TokenIssuer(settings.jwt_secret, settings.token_ttl),
+            login_limiter=ratelimit.RateLimiter(settings.login_attempts, settings.login_window),
+        )
+
+    def close(self):
+        self.passwords.close()

@@ -1,0 +1,136 @@
+"""Errors that carry their own API code and HTTP status.
+
+Raise a ``ChatError`` subclass anywhere below a handler; ``ApiHandler.write_error``
+turns it into the contract's single error shape::
+
+    {"error": {"code": "...", "message": "...", "details": {...}}}
+"""
+
+
+class ChatError(Exception):
+    code = "internal"
+    status = 500
+    message = "Something went wrong on our side."
+
+    def __init__(self, message=None, details=None, headers=None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details
+        self.headers = headers or {}
+
+    def to_json(self):
+        body = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class InvalidJson(ChatError):
+    code, status, message = "invalid_json", 400, "The request body must be a JSON object."
+
+
+class ValidationFailed(ChatError):
+    code, status, message = "validation_failed", 400, "The request is not valid."
+
+    def __init__(self, errors, message=None):
+        super().__init__(message, {"errors": errors})
+
+
+class Unauthorized(ChatError):
+    code, status, message = "unauthorized", 401, "A valid bearer token is required."
+
+
+class InvalidCredentials(ChatError):
+    code, status, message = "invalid_credentials", 401, "Wrong user or password."
+
+
+class InsufficientCoins(ChatError):
+    code, status = "insufficient_coins", 402
+
+    def __init__(self, required, available):
+        super().__init__(
+            f"Joining this room costs {required} coins; you have {available}.",
+            {"required": required, "available": available},
+        )
+
+
+class Forbidden(ChatError):
+    code, status, message = "forbidden", 403, "You are not allowed to do that."
+
+
+class NotPrime(ChatError):
+    code, status, message = "not_prime", 403, "This needs a prime member."
+
+
+class WrongRoomPassword(ChatError):
+    code, status, message = "wrong_room_password", 403, "The room password is wrong."
+
+
+class NotRoomMember(ChatError):
+    code, status, message = "not_room_member", 403, "You are not a member of this room."
+
+
+class NotParticipant(ChatError):
+    code, status, message = "not_participant", 403, "You share no room with this user."
+
+
+class InviteInvalid(ChatError):
+    code, status, message = (
+        "invite_invalid", 403, "This invitation is unknown, expired, used, or not yours.")
+
+
+class NotFound(ChatError):
+    code, status, message = "not_found", 404, "Not found."
+
+
+class MethodNotAllowed(ChatError):
+    code, status, message = "method_not_allowed", 405, "This method is not allowed here."
+
+
+class UserExists(ChatError):
+    code, status, message = "user_exists", 409, "That userId or phone is already registered."
+
+
+class RoomFull(ChatError):
+    code, status, message = "room_full", 409, "The room is full."
+
+
+class RequestExists(ChatError):
+    code, status, message = "request_exists", 409, "You already sent this user a friend request."
+
+
+class AlreadyFriends(ChatError):
+    code, status, message = "already_friends", 409, "You are already friends."
+
+
+class PayloadTooLarge(ChatError):
+    code, status, message = "payload_too_large", 413, "The request body is too large."
+
+
+class RateLimited(ChatError):
+    code, status, message = "rate_limited", 429, "Too many attempts; try again later."
+
+    def __init__(self, retry_after):
+        retry_after = max(1, int(retry_after + 0.999))
+        super().__init__(None, {"retryAfter": retry_after},
+                         headers={"Retry-After": str(retry_after)})
+
+
+class Unavailable(ChatError):
+    code, status, message = "unavailable", 503, "The service is temporarily unavailable."
+
+
+class Internal(ChatError):
+    pass
+
+
+def for_status(status):
+    """The ChatError to report for a bare HTTP status Tornado raised itself."""
+    mapping = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge, 503: Unavailable}
+    if status in mapping:
+        return mapping[status]()
+    if 400 <= status < 500:
+        err = ChatError("The request could not be understood.")
+        err.code, err.status = "bad_request", status
+        return err
+    return Internal()

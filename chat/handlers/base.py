@@ -1,0 +1,130 @@
+"""The base of every HTTP handler: JSON in and out, auth, limits, error shape."""
+
+import json
+import logging
+
+from tornado import web
+
+from .. import errors, schemas
+
+log = logging.getLogger("chat.http")
+
+
+def dumps(obj):
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+async def authenticate(ctx, token):
+    """The claims of a valid, unrevoked login token, or None."""
+    claims = ctx.tokens.verify(token) if token else None
+    if claims is None:
+        return None
+    if await ctx.db.fetch_one("is_token_revoked", jti=claims["jti"]):
+        return None
+    return claims
+
+
+def bearer_token(request):
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+@web.stream_request_body
+class ApiHandler(web.RequestHandler):
+    """Reads the body as it streams in, so an oversized one gets a JSON 413."""
+
+    auth_required = True
+
+    def initialize(self, ctx):
+        self.ctx = ctx
+        self.claims = None
+        self._chunks = []
+        self._size = 0
+
+    def set_default_headers(self):
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    async def prepare(self):
+        length = self.request.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > self.ctx.settings.max_body_bytes:
+            raise errors.PayloadTooLarge()
+        if self.auth_required:
+            self.claims = await authenticate(self.ctx, bearer_token(self.request))
+            if self.claims is None:
+                raise errors.Unauthorized()
+
+    def data_received(self, chunk):
+        self._size += len(chunk)
+        if self._size <= self.ctx.settings.max_body_bytes:
+            self._chunks.append(chunk)
+
+    @property
+    def user_id(self):
+        return self.claims["sub"]
+
+    def json_body(self, schema_name):
+        """The request body, parsed and checked against ``schemas.REQUEST[schema_name]``."""
+        if self._size > self.ctx.settings.max_body_bytes:
+            raise errors.PayloadTooLarge()
+        try:
+            body = json.loads(b"".join(self._chunks).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise errors.InvalidJson() from None
+        if not isinstance(body, dict):
+            raise errors.InvalidJson()
+        return schemas.REQUEST[schema_name].validate(body)
+
+    def query_args(self, schema_name, integers=()):
+        """Query-string arguments, parsed and checked against ``schemas.QUERY``."""
+        args = {}
+        for name, values in self.request.query_arguments.items():
+            value = values[-1].decode("utf-8", "replace")
+            if name in integers:
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise errors.ValidationFailed(
+                        [{"field": name, "message": "must be an integer"}]) from None
+            args[name] = value
+        return schemas.QUERY[schema_name].validate(args)
+
+    def reply(self, status, body=None):
+        self.set_status(status)
+        if body is None:
+            self.clear_header("Content-Type")
+            self.finish()
+        else:
+            self.finish(dumps(body))
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, errors.ChatError):
+            error = exc
+        elif isinstance(exc, web.HTTPError) or exc is None:
+            error = errors.for_status(status_code)
+        else:
+            error = errors.Internal()
+        self.set_status(error.status)
+        for name, value in error.headers.items():
+            self.set_header(name, value)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps(error.to_json()))
+
+    def log_exception(self, typ, value, tb):
+        if isinstance(value, errors.ChatError) and value.status < 500:
+            return  # an expected refusal, already answered
+        super().log_exception(typ, value, tb)
+
+
+class NotFoundHandler(ApiHandler):
+    """Every unknown path: a JSON 404 rather than Tornado's HTML page."""
+
+    auth_required = False
+
+    async def prepare(self):
+        raise errors.NotFound(f"No such path: {self.request.path}")

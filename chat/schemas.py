@@ -1,0 +1,175 @@
+"""JSON Schemas of every request body and WebSocket frame, compiled once.
+
+The same documents feed validation and the OpenAPI document
+(``chat/openapi.py``). ``minUtf8Bytes`` / ``maxUtf8Bytes`` are this project's
+own keywords: bcrypt reads at most 72 bytes, so a password is measured in bytes.
+Error messages name the field and the rule, and never repeat the value sent
+(it may be a password).
+"""
+
+import jsonschema
+from jsonschema import validators
+
+from . import errors
+
+USER_ID = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,64}$",
+           "description": "3-64 characters of A-Z a-z 0-9 _ . -"}
+OPAQUE_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S",
+        "description": "1-64 characters, not only spaces"}
+PASSWORD = {"type": "string", "minUtf8Bytes": 8, "maxUtf8Bytes": 72}
+ROOM_PASSWORD = {"type": "string", "minUtf8Bytes": 4, "maxUtf8Bytes": 72}
+PHONE = {"type": "string", "pattern": "^\\+[0-9]{7,15}$",
+         "description": "'+' and 7-15 digits"}
+COINS = {"type": "integer", "minimum": 0, "maximum": 1000000000}
+SEQ = {"type": "integer", "minimum": 0}
+CONTENT = {"type": "string", "minLength": 1, "maxLength": 4000}
+CLIENT_MSG_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+
+
+def _object(required, properties, **extra):
+    return {"type": "object", "required": list(required), "properties": properties,
+            "additionalProperties": False, **extra}
+
+
+REQUESTS = {
+    "create_user": _object(
+        ["userId", "deviceId", "name", "phone", "password"],
+        {"userId": USER_ID, "deviceId": {"type": "string", "minLength": 1, "maxLength": 128},
+         "name": NAME, "phone": PHONE, "password": PASSWORD,
+         "availCoins": COINS, "isPrime": {"type": "boolean"}}),
+    "login": _object(
+        ["password"],
+        {"userId": USER_ID, "phone": PHONE, "password": {"type": "string", "maxLength": 1024},
+         "deviceId": {"type": "string", "minLength": 1, "maxLength": 128}},
+        oneOf=[{"required": ["userId"]}, {"required": ["phone"]}]),
+    "grant": _object(
+        [], {"coins": {"type": "integer", "minimum": 1, "maximum": 1000000000},
+             "isPrime": {"type": "boolean"}},
+        minProperties=1),
+    "create_room": _object(["name", "password"], {"name": NAME, "password": ROOM_PASSWORD}),
+    "invite": _object(["roomId", "userId"], {"roomId": OPAQUE_ID, "userId": USER_ID}),
+    "join_room": _object(
+        [], {"roomId": OPAQUE_ID, "password": {"type": "string", "maxLength": 1024},
+             "inviteToken": {"type": "string", "minLength": 1, "maxLength": 256}},
+        oneOf=[{"required": ["roomId", "password"]}, {"required": ["inviteToken"]}]),
+    "send_message": _object(
+        ["roomId", "content"],
+        {"roomId": OPAQUE_ID, "content": CONTENT, "clientMsgId": CLIENT_MSG_ID}),
+    "friend_request": _object(["userId"], {"userId": USER_ID}),
+}
+
+QUERIES = {
+    "list_messages": _object(
+        ["roomId"],
+        {"roomId": OPAQUE_ID, "after": SEQ, "before": SEQ,
+         "limit": {"type": "integer", "minimum": 1, "maximum": 200}}),
+    "list_friend_requests": _object(
+        [], {"direction": {"enum": ["incoming", "outgoing"]},
+             "status": {"enum": ["pending", "accepted", "declined"]}}),
+}
+
+_REF = {"type": "string", "maxLength": 64}
+
+FRAMES = {
+    "auth": _object(["type", "token"], {"type": {"const": "auth"},
+                                        "token": {"type": "string", "maxLength": 4096},
+                                        "ref": _REF}),
+    "subscribe": _object(["type", "roomId"], {"type": {"const": "subscribe"},
+                                              "roomId": OPAQUE_ID, "after": SEQ, "ref": _REF}),
+    "unsubscribe": _object(["type", "roomId"], {"type": {"const": "unsubscribe"},
+                                                "roomId": OPAQUE_ID, "ref": _REF}),
+    "message": _object(["type", "roomId", "content"],
+                       {"type": {"const": "message"}, "roomId": OPAQUE_ID, "content": CONTENT,
+                        "clientMsgId": CLIENT_MSG_ID, "ref": _REF}),
+    "typing": _object(["type", "roomId"], {"type": {"const": "typing"},
+                                           "roomId": OPAQUE_ID, "ref": _REF}),
+    "ping": _object(["type"], {"type": {"const": "ping"}, "ref": _REF}),
+}
+
+
+def _utf8_bytes(limit_ok, word):
+    def check(validator, limit, instance, schema):
+        if isinstance(instance, str) and not limit_ok(len(instance.encode("utf-8")), limit):
+            yield jsonschema.ValidationError(f"must be {word} {limit} bytes in UTF-8")
+    return check
+
+
+Validator = validators.extend(jsonschema.Draft202012Validator, {
+    "minUtf8Bytes": _utf8_bytes(lambda n, limit: n >= limit, "at least"),
+    "maxUtf8Bytes": _utf8_bytes(lambda n, limit: n <= limit, "at most"),
+})
+
+_TYPE_WORDS = {"string": "a string", "integer": "an integer", "boolean": "true or false",
+               "object": "an object", "number": "a number", "array": "a list"}
+
+
+def _message(error):
+    """A message for one error that never repeats the value it judged."""
+    v, arg = error.validator, error.validator_value
+    if v == "type":
+        return f"must be {_TYPE_WORDS.get(arg, arg)}"
+    if v == "minLength":
+        return "must not be empty" if arg == 1 else f"must be at least {arg} characters"
+    if v == "maxLength":
+        return f"must be at most {arg} characters"
+    if v == "pattern":
+        return "must be " + error.schema.get("description", "in the expected format")
+    if v == "minimum":
+        return f"must be at least {arg}"
+    if v == "maximum":
+        return f"must be at most {arg}"
+    if v in ("enum", "const"):
+        options = arg if v == "enum" else [arg]
+        return "must be one of: " + ", ".join(map(str, options))
+    if v in ("minUtf8Bytes", "maxUtf8Bytes"):
+        return error.message
+    return "is not valid"
+
+
+def _field(error):
+    return ".".join(str(part) for part in error.absolute_path)
+
+
+def _errors(error):
+    """Flatten one jsonschema error into the contract's {"field", "message"} items."""
+    v = error.validator
+    if v == "required":
+        present = error.instance if isinstance(error.instance, dict) else {}
+        return [{"field": name, "message": "is required"}
+                for name in error.validator_value if name not in present]
+    if v == "additionalProperties":
+        allowed = error.schema.get("properties", {})
+        return [{"field": name, "message": "is not allowed here"}
+                for name in error.instance if name not in allowed]
+    if v == "oneOf":
+        choices = [" and ".join(alt["required"]) for alt in error.validator_value]
+        return [{"field": "", "message": "give exactly one of: " + "; or ".join(choices)}]
+    if v == "minProperties":
+        return [{"field": "", "message": "give at least one of: "
+                 + ", ".join(error.schema.get("properties", {}))}]
+    return [{"field": _field(error), "message": _message(error)}]
+
+
+class CompiledSchema:
+    def __init__(self, schema):
+        Validator.check_schema(schema)
+        self.schema = schema
+        self._validator = Validator(schema)
+
+    def validate(self, instance):
+        """Return ``instance`` or raise ValidationFailed listing every problem."""
+        found = sorted(self._validator.iter_errors(instance), key=lambda e: list(e.path))
+        if not found:
+            return instance
+        problems = []
+        for error in found:
+            for item in _errors(error):
+                if item not in problems:
+                    problems.append(item)
+        raise errors.ValidationFailed(problems)
+
+
+REQUEST = {name: CompiledSchema(schema) for name, schema in REQUESTS.items()}
+QUERY = {name: CompiledSchema(schema) for name, schema in QUERIES.items()}
+FRAME = {name: CompiledSchema(schema) for name, schema in FRAMES.items()}

@@ -1,0 +1,94 @@
+"""Password hashing, login tokens and invitation tokens.
+
+bcrypt is slow on purpose (about 270 ms a hash at cost 12), so it runs in a
+thread pool and never on the IO loop. Login tokens are HS256 JWTs carrying
+``sub`` (the userId), ``jti``, ``iat`` and ``exp``; logout revokes a token by
+its ``jti``. Invitation tokens are 256 random bits, of which only the SHA-256
+is stored.
+"""
+
+import asyncio
+import concurrent.futures
+import hashlib
+import os
+import secrets
+import time
+import uuid
+
+import bcrypt
+import jwt
+
+ALGORITHM = "HS256"
+
+
+class PasswordHasher:
+    def __init__(self, rounds, workers=None):
+        self.rounds = rounds
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers or os.cpu_count() or 2, thread_name_prefix="bcrypt")
+        # Checked against when the user does not exist, so a failed login
+        # takes as long whether or not the account is there.
+        self._decoy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds))
+
+    async def hash(self, password):
+        salt = bcrypt.gensalt(self.rounds)
+        loop = asyncio.get_running_loop()
+        hashed = await loop.run_in_executor(
+            self._executor, bcrypt.hashpw, password.encode("utf-8"), salt)
+        return hashed.decode("ascii")
+
+    async def verify(self, password, hashed):
+        """True when ``password`` matches ``hashed``; ``hashed=None`` checks a decoy."""
+        target = hashed.encode("ascii") if hashed else self._decoy
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(
+            self._executor, bcrypt.checkpw, password.encode("utf-8"), target)
+        return ok and hashed is not None
+
+    def close(self):
+        self._executor.shutdown(wait=False)
+
+
+class TokenIssuer:
+    def __init__(self, secret, ttl):
+        self._secret = secret
+        self.ttl = ttl
+
+    def issue(self, user_id, device_id=None):
+        """A new login token and its claims."""
+        now = int(time.time())
+        claims = {"sub": user_id, "jti": uuid.uuid4().hex, "iat": now, "exp": now + self.ttl}
+        if device_id:
+            claims["did"] = device_id
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), claims
+
+    def verify(self, token):
+        """The claims of a valid token, or None for anything else."""
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM],
+                                options={"require": ["exp", "iat", "sub", "jti"]})
+        except jwt.PyJWTError:
+            return None
+        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
+            return None
+        return claims
+
+
+def new_invitation_token():
+    """A fresh invitation token (256 random bits) and the hash to store."""
+    token = secrets.token_urlsafe(32)
+    return token, invitation_hash(token)
+
+
+def invitation_hash(token):
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def new_room_id():
+    """An unguessable room id: 96 random bits, 16 URL-safe characters."""
+    return secrets.token_urlsafe(12)
+
+
+def admin_key_matches(given, expected):
+    return bool(expected) and secrets.compare_digest(
+        given.encode("utf-8"), expected.encode("utf-8"))

@@ -1,0 +1,11 @@
+-- name: revoke_token
+-- Idempotent: revoking a token twice keeps one row.
+INSERT IGNORE INTO revoked_tokens (jti, user_id, expires_at)
+VALUES (%(jti)s, %(user_id)s, %(expires_at)s);
+
+-- name: is_token_revoked
+SELECT 1 AS revoked FROM revoked_tokens WHERE jti = %(jti)s;
+
+-- name: delete_expired_revocations
+-- A revoked token past its expiry is refused anyway; its row can go.
+DELETE FROM revoked_tokens WHERE expires_at < %(now)s;

@@ -1,0 +1,42 @@
+-- name: insert_user
+-- Fails with a duplicate-key error when the userId or the phone is taken.
+INSERT INTO users (user_id, device_id, name, phone, password_hash, avail_coins,
+                   is_prime, free_join_used, created_at)
+VALUES (%(user_id)s, %(device_id)s, %(name)s, %(phone)s, %(password_hash)s, %(avail_coins)s,
+        %(is_prime)s, FALSE, %(created_at)s);
+
+-- name: get_user
+-- One user by userId; no lock.
+SELECT user_id, device_id, name, phone, password_hash, avail_coins, is_prime,
+       free_join_used, created_at
+FROM users WHERE user_id = %(user_id)s;
+
+-- name: get_user_by_phone
+-- One user by phone; no lock.
+SELECT user_id, device_id, name, phone, password_hash, avail_coins, is_prime,
+       free_join_used, created_at
+FROM users WHERE phone = %(phone)s;
+
+-- name: lock_user
+-- Locks the user's row for the rest of the transaction: balance, prime flag
+-- and free join are decided under this lock.
+SELECT user_id, device_id, name, phone, avail_coins, is_prime, free_join_used, created_at
+FROM users WHERE user_id = %(user_id)s FOR UPDATE;
+
+-- name: add_coins
+-- Adds (or with a negative amount, takes) coins; never below zero: affects
+-- no row when the balance is short, which the caller must check.
+UPDATE users SET avail_coins = avail_coins + %(amount)s
+WHERE user_id = %(user_id)s AND avail_coins + %(amount)s >= 0;
+
+-- name: use_free_join
+-- Affects one row only for the caller that takes the free join.
+UPDATE users SET free_join_used = TRUE
+WHERE user_id = %(user_id)s AND free_join_used = FALSE;
+
+-- name: set_prime
+UPDATE users SET is_prime = %(is_prime)s WHERE user_id = %(user_id)s;
+
+-- name: users_exist
+-- How many of two users exist (2 when both do).
+SELECT COUNT(*) AS n FROM users WHERE user_id IN (%(a)s, %(b)s);
