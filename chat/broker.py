@@ -1,5 +1,17 @@
 """Fan-out of room events and token revocations to the sockets that want them.
 
+The interface every broker offers:
+
+- ``subscribe(room_id, listener)`` / ``unsubscribe(room_id, listener)``:
+  ``listener(event)`` is called with every event published to the room.
+- ``publish(room_id, event)``: ``event`` is a JSON-able dict, e.g.
+  ``{"type": "message", "message": {...}}`` or
+  ``{"type": "member_joined", "roomId": ..., "userId": ...}``.
+- ``on_revocation(listener)`` / ``revoke_token(jti)``: a logged-out token, so
+  every process can close the sockets opened with it.
+- ``healthy``: False while the broker cannot reach its transport.
+- ``async close()``.
+
 ``LocalBroker`` delivers inside this process. Everything is published only
 after the transaction that caused it has committed.
 """
