@@ -2,7 +2,7 @@
 
 from tornado import web
 
-from .handlers import health, users
+from .handlers import health, rooms, users
 from .handlers.base import NotFoundHandler
 
 ROUTES = [
@@ -12,6 +12,11 @@ ROUTES = [
     (r"/api/logout", users.LogoutHandler),
     (r"/api/profile/([^/]+)", users.ProfileHandler),
     (r"/api/admin/users/([^/]+)/grants", users.GrantHandler),
+    (r"/api/chatrooms", rooms.RoomsHandler),
+    (r"/api/chatrooms/([^/]+)", rooms.RoomHandler),
+    (r"/api/chatrooms/([^/]+)/leave", rooms.LeaveHandler),
+    (r"/api/invite", rooms.InviteHandler),
+    (r"/api/joinroom", rooms.JoinHandler),
 ]
 
 

@@ -12,3 +12,14 @@ def own_profile(user):
     return {**profile(user), "phone": user["phone"], "deviceId": user["device_id"],
             "availCoins": int(user["avail_coins"]),
             "freeJoinUsed": bool(user["free_join_used"])}
+
+
+def room(row, members):
+    return {"roomId": row["room_id"], "name": row["name"], "ownerId": row["owner_id"],
+            "capacity": int(row["capacity"]), "memberCount": len(members),
+            "members": list(members), "createdAt": iso(row["created_at"])}
+
+
+def invitation(token, room_id, invitee_id, expires_at):
+    return {"token": token, "roomId": room_id, "inviteeId": invitee_id,
+            "expiresAt": iso(expires_at)}

@@ -1,0 +1,177 @@
+"""Rooms: creation, listing, invitations, joining (with its price) and leaving.
+
+Every change of a room's membership runs under that room's row lock
+(``lock_room``), which serializes joins and leaves per room; the user's row is
+locked next when coins or the free join are at stake. The capacity check, the
+coin deduction, the ledger row and the membership insert share one transaction.
+"""
+
+import datetime
+
+from .. import errors, security
+from ..timeutil import utcnow
+from . import views
+
+CAPACITY = 6
+
+
+def _room_event(kind, room_id, user_id):
+    return {"type": kind, "roomId": room_id, "userId": user_id}
+
+
+async def _user(ctx, user_id):
+    user = await ctx.db.fetch_one("get_user", user_id=user_id)
+    if user is None:
+        raise errors.NotFound("No such user.")
+    return user
+
+
+async def create_room(ctx, owner_id, body):
+    owner = await _user(ctx, owner_id)
+    if not owner["is_prime"]:
+        raise errors.NotPrime("Only prime members can create rooms.")
+    password_hash = await ctx.passwords.hash(body["password"])
+    row = {"room_id": security.new_room_id(), "name": body["name"],
+           "owner_id": owner["user_id"], "capacity": CAPACITY, "created_at": utcnow()}
+
+    async def insert(tx):
+        await tx.execute("insert_room", password_hash=password_hash, **row)
+        await tx.execute("insert_membership", room_id=row["room_id"], user_id=owner["user_id"],
+                         charged=0, joined_at=row["created_at"])
+
+    await ctx.db.transaction("create_room", insert)
+    return views.room(row, [owner["user_id"]])
+
+
+async def list_rooms(ctx, user_id):
+    rows = await ctx.db.fetch_all("list_rooms_of_user", user_id=user_id)
+    members = {}
+    for m in await ctx.db.fetch_all("list_members_of_users_rooms", user_id=user_id):
+        members.setdefault(m["room_id"], []).append(m["user_id"])
+    return [views.room(row, members.get(row["room_id"], [])) for row in rows]
+
+
+async def get_room(ctx, user_id, room_id):
+    row = await ctx.db.fetch_one("get_room", room_id=room_id)
+    if row is None:
+        raise errors.NotFound("No such room.")
+    members = [m["user_id"] for m in await ctx.db.fetch_all("list_members", room_id=room_id)]
+    if not _contains(members, user_id):
+        raise errors.NotRoomMember()
+    return views.room(row, members)
+
+
+def _contains(user_ids, user_id):
+    # userIds compare without case, as the users table does.
+    return user_id.lower() in (u.lower() for u in user_ids)
+
+
+async def invite(ctx, inviter_id, body):
+    room = await ctx.db.fetch_one("get_room", room_id=body["roomId"])
+    if room is None:
+        raise errors.NotFound("No such room.")
+    if room["owner_id"].lower() != inviter_id.lower():
+        raise errors.Forbidden("Only the room's owner can invite.")
+    invitee = await _user(ctx, body["userId"])
+    if not invitee["is_prime"]:
+        raise errors.NotPrime("Only prime members can be invited.")
+    token, token_hash = security.new_invitation_token()
+    now = utcnow()
+    expires_at = now + datetime.timedelta(seconds=ctx.settings.invite_ttl)
+    await ctx.db.execute("insert_invitation", token_hash=token_hash, room_id=room["room_id"],
+                         inviter_id=room["owner_id"], invitee_id=invitee["user_id"],
+                         expires_at=expires_at, created_at=now)
+    return views.invitation(token, room["room_id"], invitee["user_id"], expires_at)
+
+
+async def join_room(ctx, user_id, body):
+    """Join by room password or invitation; returns (Room, charged, availCoins)."""
+    token = body.get("inviteToken")
+    room_id = None
+    if token is None:
+        room = await ctx.db.fetch_one("get_room", room_id=body["roomId"])
+        if room is None:
+            raise errors.NotFound("No such room.")
+        # bcrypt runs before the transaction so no lock is held while it does.
+        if not await ctx.passwords.verify(body["password"], room["password_hash"]):
+            raise errors.WrongRoomPassword()
+        room_id = room["room_id"]
+
+    async def join(tx):
+        target = room_id
+        now = utcnow()
+        if token is not None:
+            target = await _use_invitation(tx, token, user_id, now)
+        room = await tx.fetch_one("lock_room", room_id=target)
+        if room is None:
+            raise errors.NotFound("No such room.")
+        if await tx.fetch_one("get_membership", room_id=target, user_id=user_id):
+            user = await tx.fetch_one("get_user", user_id=user_id)
+            return room, 0, user["avail_coins"]
+        if room["member_count"] >= room["capacity"]:
+            raise errors.RoomFull()
+        user = await tx.fetch_one("lock_user", user_id=user_id)
+        charged, balance = await _charge(ctx, tx, user, target, now)
+        rows, _ = await tx.execute("take_seat", room_id=target)
+        if rows != 1:
+            raise errors.RoomFull()
+        await tx.execute("insert_membership", room_id=target, user_id=user["user_id"],
+                         charged=charged, joined_at=now)
+        tx.after_commit(ctx.broker.publish, target,
+                        _room_event("member_joined", target, user["user_id"]))
+        return room, charged, balance
+
+    room, charged, balance = await ctx.db.transaction("join_room", join)
+    members = [m["user_id"] for m in await ctx.db.fetch_all("list_members", room_id=room["room_id"])]
+    return {"room": views.room(room, members), "charged": charged, "availCoins": int(balance)}
+
+
+async def _use_invitation(tx, token, user_id, now):
+    """Consume the invitation for ``user_id``; returns its room id."""
+    inv = await tx.fetch_one("lock_invitation", token_hash=security.invitation_hash(token))
+    if (inv is None or inv["used_at"] is not None or inv["expires_at"] <= now
+            or inv["invitee_id"].lower() != user_id.lower()):
+        raise errors.InviteInvalid()
+    rows, _ = await tx.execute("use_invitation", invitation_id=inv["invitation_id"], used_at=now)
+    if rows != 1:
+        raise errors.InviteInvalid()
+    return inv["room_id"]
+
+
+async def _charge(ctx, tx, user, room_id, now):
+    """The price of this join, taken under the user's row lock: (charged, new balance)."""
+    balance = user["avail_coins"]
+    if user["is_prime"]:
+        return 0, balance
+    if not user["free_join_used"]:
+        rows, _ = await tx.execute("use_free_join", user_id=user["user_id"])
+        if rows == 1:
+            return 0, balance
+    price = ctx.settings.join_price
+    if price == 0:
+        return 0, balance
+    rows, _ = await tx.execute("add_coins", user_id=user["user_id"], amount=-price)
+    if rows != 1:
+        raise errors.InsufficientCoins(price, int(balance))
+    balance -= price
+    await tx.execute("insert_ledger_entry", user_id=user["user_id"], delta=-price,
+                     balance_after=balance, reason="join_charge", room_id=room_id, created_at=now)
+    return price, balance
+
+
+async def leave_room(ctx, user_id, room_id):
+    async def leave(tx):
+        room = await tx.fetch_one("lock_room", room_id=room_id)
+        if room is None:
+            raise errors.NotFound("No such room.")
+        member = await tx.fetch_one("get_membership", room_id=room_id, user_id=user_id)
+        if member is None:
+            raise errors.NotRoomMember()
+        if room["owner_id"].lower() == user_id.lower():
+            raise errors.Forbidden("The owner cannot leave their own room.")
+        await tx.execute("delete_membership", room_id=room_id, user_id=member["user_id"])
+        await tx.execute("free_seat", room_id=room_id)
+        tx.after_commit(ctx.broker.publish, room_id,
+                        _room_event("member_left", room_id, member["user_id"]))
+
+    await ctx.db.transaction("leave_room", leave)

@@ -1,0 +1,39 @@
+-- name: insert_room
+INSERT INTO rooms (room_id, name, owner_id, password_hash, capacity, member_count, last_seq,
+                   created_at)
+VALUES (%(room_id)s, %(name)s, %(owner_id)s, %(password_hash)s, %(capacity)s, 1, 0,
+        %(created_at)s);
+
+-- name: get_room
+-- One room with its password hash (for checking a join password); no lock.
+SELECT room_id, name, owner_id, password_hash, capacity, member_count, created_at
+FROM rooms WHERE room_id = %(room_id)s;
+
+-- name: lock_room
+-- Locks the room row: every change of its membership happens under this lock,
+-- so joins, leaves and the capacity check are serialized per room.
+SELECT room_id, name, owner_id, capacity, member_count, created_at
+FROM rooms WHERE room_id = %(room_id)s FOR UPDATE;
+
+-- name: take_seat
+-- Affects no row when the room is full; run under lock_room.
+UPDATE rooms SET member_count = member_count + 1
+WHERE room_id = %(room_id)s AND member_count < capacity;
+
+-- name: free_seat
+UPDATE rooms SET member_count = member_count - 1
+WHERE room_id = %(room_id)s AND member_count > 0;
+
+-- name: list_rooms_of_user
+-- The rooms a user is a member of, oldest membership first.
+SELECT r.room_id, r.name, r.owner_id, r.capacity, r.member_count, r.created_at
+FROM room_members m JOIN rooms r ON r.room_id = m.room_id
+WHERE m.user_id = %(user_id)s
+ORDER BY m.joined_at, r.room_id;
+
+-- name: list_members_of_users_rooms
+-- Every member of every room the user belongs to, in join order per room.
+SELECT other.room_id, other.user_id
+FROM room_members mine JOIN room_members other ON other.room_id = mine.room_id
+WHERE mine.user_id = %(user_id)s
+ORDER BY other.room_id, other.joined_at, other.user_id;

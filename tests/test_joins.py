@@ -1,0 +1,268 @@
+"""Joining rooms: passwords, invitations, pricing, the ledger and the capacity cap."""
+
+import asyncio
+
+import pymysql
+import pytest
+
+from conftest import query
+
+
+def ledger_matches_balance(sql, user_id):
+    (row,) = query(sql, "SELECT avail_coins, (SELECT COALESCE(SUM(delta), 0) FROM coin_ledger "
+                        "WHERE user_id = %s) AS total FROM users WHERE user_id = %s",
+                   user_id, user_id)
+    return int(row["total"]) == row["avail_coins"], row["avail_coins"]
+
+
+async def invite(api, owner, room_id, invitee):
+    resp = await api.post("/api/invite", {"roomId": room_id, "userId": invitee.user_id},
+                          token=owner.token)
+    assert resp.status == 201, resp.body
+    return resp.body["invitation"]["token"]
+
+
+@pytest.mark.gen_test
+async def test_non_prime_first_room_free_then_150_each(api, sql):
+    owner = await api.user(prime=True)
+    rooms = [await api.room(owner, name=f"R{i}") for i in range(3)]
+    user = await api.user(coins=200)
+
+    first = await api.join(user, rooms[0]["roomId"])
+    assert (first.status, first.body["charged"], first.body["availCoins"]) == (200, 0, 200)
+    assert first.body["room"]["members"] == [owner.user_id, user.user_id]
+    second = await api.join(user, rooms[1]["roomId"])
+    assert (second.status, second.body["charged"], second.body["availCoins"]) == (200, 150, 50)
+    third = await api.join(user, rooms[2]["roomId"])
+    assert (third.status, third.body["error"]["code"]) == (402, "insufficient_coins")
+    assert third.body["error"]["details"] == {"required": 150, "available": 50}
+
+    assert ledger_matches_balance(sql, user.user_id) == (True, 50)
+    entries = query(sql, "SELECT delta, reason, room_id FROM coin_ledger WHERE user_id = %s "
+                         "ORDER BY entry_id", user.user_id)
+    assert [(e["delta"], e["reason"], e["room_id"]) for e in entries] == [
+        (200, "signup_grant", None), (-150, "join_charge", rooms[1]["roomId"])]
+    members = query(sql, "SELECT COUNT(*) AS n FROM room_members WHERE room_id = %s",
+                    rooms[2]["roomId"])
+    assert members[0]["n"] == 1
+
+
+@pytest.mark.gen_test
+async def test_prime_members_join_free(api, sql):
+    owner = await api.user(prime=True)
+    prime = await api.user(prime=True)
+    for i in range(3):
+        room = await api.room(owner, name=f"P{i}")
+        resp = await api.join(prime, room["roomId"])
+        assert (resp.status, resp.body["charged"], resp.body["availCoins"]) == (200, 0, 0)
+    assert ledger_matches_balance(sql, prime.user_id) == (True, 0)
+
+
+@pytest.mark.gen_test
+@pytest.mark.settings(join_price=40)
+async def test_join_price_is_a_setting(api):
+    owner = await api.user(prime=True)
+    user = await api.user(coins=100)
+    await api.join(user, (await api.room(owner))["roomId"])
+    resp = await api.join(user, (await api.room(owner))["roomId"])
+    assert (resp.body["charged"], resp.body["availCoins"]) == (40, 60)
+
+
+@pytest.mark.gen_test
+async def test_joining_again_is_free_and_changes_nothing(api, sql):
+    owner = await api.user(prime=True)
+    user = await api.user(coins=300)
+    first, second = await api.room(owner), await api.room(owner)
+    await api.join(user, first["roomId"])
+    paid = await api.join(user, second["roomId"])
+    assert paid.body["charged"] == 150
+    again = await api.join(user, second["roomId"])
+    assert (again.status, again.body["charged"], again.body["availCoins"]) == (200, 0, 150)
+    assert again.body["room"]["memberCount"] == 2
+    assert ledger_matches_balance(sql, user.user_id) == (True, 150)
+
+
+@pytest.mark.gen_test
+async def test_join_errors(api):
+    owner = await api.user(prime=True)
+    user = await api.user()
+    room = await api.room(owner, password="right-pw")
+    wrong = await api.join(user, room["roomId"], password="wrong-pw")
+    assert (wrong.status, wrong.body["error"]["code"]) == (403, "wrong_room_password")
+    missing = await api.join(user, "no-such-room")
+    assert (missing.status, missing.body["error"]["code"]) == (404, "not_found")
+    for body in ({}, {"roomId": room["roomId"]}, {"password": "x"},
+                 {"roomId": room["roomId"], "password": "right-pw", "inviteToken": "t"},
+                 {"roomId": 5, "password": "right-pw"}):
+        resp = await api.post("/api/joinroom", body, token=user.token)
+        assert (resp.status, resp.body["error"]["code"]) == (400, "validation_failed"), body
+
+
+@pytest.mark.gen_test
+async def test_full_room_refuses_the_seventh(api):
+    owner = await api.user(prime=True)
+    room = await api.room(owner)
+    for _ in range(5):
+        assert (await api.join(await api.user(), room["roomId"])).status == 200
+    late = await api.join(await api.user(), room["roomId"])
+    assert (late.status, late.body["error"]["code"]) == (409, "room_full")
+
+
+@pytest.mark.gen_test
+async def test_full_room_does_not_charge_or_use_free_join(api, sql):
+    owner = await api.user(prime=True)
+    room = await api.room(owner)
+    for _ in range(5):
+        await api.join(await api.user(prime=True), room["roomId"])
+    user = await api.user(coins=500)
+    assert (await api.join(user, room["roomId"])).status == 409
+    profile = (await api.get(f"/api/profile/{user.user_id}", token=user.token)).body["user"]
+    assert (profile["availCoins"], profile["freeJoinUsed"]) == (500, False)
+    assert ledger_matches_balance(sql, user.user_id) == (True, 500)
+
+
+@pytest.mark.gen_test
+async def test_twelve_concurrent_joins_to_five_free_seats(api, sql):
+    owner = await api.user(prime=True)
+    room = await api.room(owner)
+    users = [await api.user(prime=i % 2 == 0, coins=300) for i in range(12)]
+    results = await asyncio.gather(*(api.join(u, room["roomId"]) for u in users))
+    statuses = sorted(r.status for r in results)
+    assert statuses == [200] * 5 + [409] * 7
+    assert {r.body["error"]["code"] for r in results if r.status == 409} == {"room_full"}
+    members = query(sql, "SELECT COUNT(*) AS n FROM room_members WHERE room_id = %s",
+                    room["roomId"])
+    (row,) = query(sql, "SELECT member_count FROM rooms WHERE room_id = %s", room["roomId"])
+    assert members[0]["n"] == row["member_count"] == 6
+
+
+@pytest.mark.gen_test
+async def test_six_concurrent_paid_joins_with_300_coins(api, sql):
+    owner = await api.user(prime=True)
+    user = await api.user(coins=300)
+    await api.join(user, (await api.room(owner, name="free one"))["roomId"])
+    rooms = [await api.room(owner, name=f"paid {i}") for i in range(6)]
+    results = await asyncio.gather(*(api.join(user, r["roomId"]) for r in rooms))
+    ok = [r for r in results if r.status == 200]
+    assert len(ok) == 2 and all(r.body["charged"] == 150 for r in ok)
+    refused = [r for r in results if r.status != 200]
+    assert {(r.status, r.body["error"]["code"]) for r in refused} == {(402, "insufficient_coins")}
+    assert ledger_matches_balance(sql, user.user_id) == (True, 0)
+    joined = query(sql, "SELECT COUNT(*) AS n FROM room_members WHERE user_id = %s", user.user_id)
+    assert joined[0]["n"] == 3
+
+
+@pytest.mark.gen_test
+async def test_concurrent_free_joins_use_the_free_join_once(api, sql):
+    owner = await api.user(prime=True)
+    user = await api.user(coins=150)
+    rooms = [await api.room(owner, name=f"f{i}") for i in range(4)]
+    results = await asyncio.gather(*(api.join(user, r["roomId"]) for r in rooms))
+    charged = sorted(r.body["charged"] for r in results if r.status == 200)
+    assert charged == [0, 150]
+    assert ledger_matches_balance(sql, user.user_id) == (True, 0)
+
+
+@pytest.mark.gen_test
+async def test_same_room_joined_concurrently_is_charged_once(api, sql):
+    owner = await api.user(prime=True)
+    user = await api.user(coins=1000)
+    await api.join(user, (await api.room(owner))["roomId"])
+    room = await api.room(owner)
+    results = await asyncio.gather(*(api.join(user, room["roomId"]) for _ in range(5)))
+    assert [r.status for r in results] == [200] * 5
+    assert sorted(r.body["charged"] for r in results) == [0, 0, 0, 0, 150]
+    assert ledger_matches_balance(sql, user.user_id) == (True, 850)
+
+
+@pytest.mark.gen_test
+async def test_invitation_joins_the_room_once(api):
+    owner = await api.user(prime=True)
+    invitee = await api.user(prime=True)
+    room = await api.room(owner, password="secret-pw")
+    token = await invite(api, owner, room["roomId"], invitee)
+    resp = await api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token)
+    assert (resp.status, resp.body["charged"]) == (200, 0)
+    assert invitee.user_id in resp.body["room"]["members"]
+    reused = await api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token)
+    assert (reused.status, reused.body["error"]["code"]) == (403, "invite_invalid")
+
+
+@pytest.mark.gen_test
+async def test_invitation_is_bound_to_its_invitee(api):
+    owner = await api.user(prime=True)
+    invitee = await api.user(prime=True)
+    thief = await api.user(prime=True)
+    room = await api.room(owner)
+    token = await invite(api, owner, room["roomId"], invitee)
+    stolen = await api.post("/api/joinroom", {"inviteToken": token}, token=thief.token)
+    assert (stolen.status, stolen.body["error"]["code"]) == (403, "invite_invalid")
+    own = await api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token)
+    assert own.status == 200
+
+
+@pytest.mark.gen_test
+async def test_unknown_and_expired_invitations(api, sql):
+    owner = await api.user(prime=True)
+    invitee = await api.user(prime=True)
+    room = await api.room(owner)
+    unknown = await api.post("/api/joinroom", {"inviteToken": "not-a-real-token"},
+                             token=invitee.token)
+    assert (unknown.status, unknown.body["error"]["code"]) == (403, "invite_invalid")
+    token = await invite(api, owner, room["roomId"], invitee)
+    query(sql, "UPDATE invitations SET expires_at = UTC_TIMESTAMP(3) - INTERVAL 1 SECOND "
+               "WHERE invitee_id = %s", invitee.user_id)
+    expired = await api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token)
+    assert (expired.status, expired.body["error"]["code"]) == (403, "invite_invalid")
+
+
+@pytest.mark.gen_test
+async def test_used_invitation_is_refused_even_for_a_member(api):
+    owner = await api.user(prime=True)
+    invitee = await api.user(prime=True)
+    room = await api.room(owner)
+    token = await invite(api, owner, room["roomId"], invitee)
+    assert (await api.post("/api/joinroom", {"inviteToken": token},
+                           token=invitee.token)).status == 200
+    again = await api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token)
+    assert (again.status, again.body["error"]["code"]) == (403, "invite_invalid")
+    owners_try = await api.post("/api/joinroom", {"inviteToken": token}, token=owner.token)
+    assert (owners_try.status, owners_try.body["error"]["code"]) == (403, "invite_invalid")
+
+
+@pytest.mark.gen_test
+async def test_two_concurrent_uses_of_one_invitation(api, sql):
+    owner = await api.user(prime=True)
+    invitee = await api.user(prime=True)
+    room = await api.room(owner)
+    token = await invite(api, owner, room["roomId"], invitee)
+    results = await asyncio.gather(*(
+        api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token)
+        for _ in range(2)))
+    assert sorted(r.status for r in results) == [200, 403]
+    used = query(sql, "SELECT used_at FROM invitations WHERE invitee_id = %s", invitee.user_id)
+    assert len(used) == 1 and used[0]["used_at"] is not None
+
+
+@pytest.mark.gen_test
+async def test_invitation_to_a_full_room_is_not_consumed(api, sql):
+    owner = await api.user(prime=True)
+    invitee = await api.user(prime=True)
+    room = await api.room(owner)
+    token = await invite(api, owner, room["roomId"], invitee)
+    for _ in range(5):
+        await api.join(await api.user(prime=True), room["roomId"])
+    full = await api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token)
+    assert (full.status, full.body["error"]["code"]) == (409, "room_full")
+    used = query(sql, "SELECT used_at FROM invitations WHERE invitee_id = %s", invitee.user_id)
+    assert used[0]["used_at"] is None
+
+
+@pytest.mark.gen_test
+async def test_capacity_holds_even_for_a_buggy_writer(sql, api):
+    owner = await api.user(prime=True)
+    room = await api.room(owner)
+    with pytest.raises(pymysql.err.OperationalError):
+        query(sql, "UPDATE rooms SET member_count = 7 WHERE room_id = %s", room["roomId"])
+    with pytest.raises(pymysql.err.OperationalError):
+        query(sql, "UPDATE users SET avail_coins = -1 WHERE user_id = %s", owner.user_id)
