@@ -2,7 +2,7 @@
 
 from tornado import web
 
-from .handlers import health, rooms, users
+from .handlers import friends, health, rooms, users
 from .handlers.base import NotFoundHandler
 
 ROUTES = [
@@ -17,6 +17,10 @@ ROUTES = [
     (r"/api/chatrooms/([^/]+)/leave", rooms.LeaveHandler),
     (r"/api/invite", rooms.InviteHandler),
     (r"/api/joinroom", rooms.JoinHandler),
+    (r"/api/friend-requests", friends.FriendRequestsHandler),
+    (r"/api/friend-requests/([^/]+)", friends.FriendRequestHandler),
+    (r"/api/friend-requests/([^/]+)/(accept|decline)", friends.FriendRequestAnswerHandler),
+    (r"/api/friends", friends.FriendsHandler),
 ]
 
 

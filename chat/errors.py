@@ -103,6 +103,14 @@ class AlreadyFriends(ChatError):
     code, status, message = "already_friends", 409, "You are already friends."
 
 
+class RequestNotPending(ChatError):
+    code, status, message = (
+        "request_not_pending", 409, "This friend request has already been answered.")
+
+    def __init__(self, current_status):
+        super().__init__(None, {"status": current_status})
+
+
 class PayloadTooLarge(ChatError):
     code, status, message = "payload_too_large", 413, "The request body is too large."
 

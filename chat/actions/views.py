@@ -23,3 +23,11 @@ def room(row, members):
 def invitation(token, room_id, invitee_id, expires_at):
     return {"token": token, "roomId": room_id, "inviteeId": invitee_id,
             "expiresAt": iso(expires_at)}
+
+
+def friend_request(row):
+    responded_at = row["responded_at"]
+    return {"requestId": str(row["request_id"]), "fromUserId": row["from_user_id"],
+            "toUserId": row["to_user_id"], "status": row["status"],
+            "createdAt": iso(row["created_at"]),
+            "respondedAt": iso(responded_at) if responded_at else None}

@@ -2,8 +2,3 @@
 -- Written in the same transaction as the balance change it records.
 INSERT INTO coin_ledger (user_id, delta, balance_after, reason, room_id, created_at)
 VALUES (%(user_id)s, %(delta)s, %(balance_after)s, %(reason)s, %(room_id)s, %(created_at)s);
-
--- name: ledger_sum
--- The sum of a user's ledger rows, which must equal users.avail_coins.
-SELECT COALESCE(SUM(delta), 0) AS total, COUNT(*) AS entries
-FROM coin_ledger WHERE user_id = %(user_id)s;

@@ -14,3 +14,13 @@ DELETE FROM room_members WHERE room_id = %(room_id)s AND user_id = %(user_id)s;
 -- name: list_members
 -- A room's members in join order.
 SELECT user_id FROM room_members WHERE room_id = %(room_id)s ORDER BY joined_at, user_id;
+
+-- name: lock_shared_room
+-- One room both users are members of, or nothing. The shared locks on the two
+-- membership rows keep a concurrent leave from taking effect before commit.
+SELECT mine.room_id
+FROM room_members mine
+JOIN room_members theirs ON theirs.room_id = mine.room_id
+WHERE mine.user_id = %(a)s AND theirs.user_id = %(b)s
+LIMIT 1
+LOCK IN SHARE MODE;

@@ -37,6 +37,11 @@ WHERE user_id = %(user_id)s AND free_join_used = FALSE;
 -- name: set_prime
 UPDATE users SET is_prime = %(is_prime)s WHERE user_id = %(user_id)s;
 
--- name: users_exist
--- How many of two users exist (2 when both do).
-SELECT COUNT(*) AS n FROM users WHERE user_id IN (%(a)s, %(b)s);
+-- name: lock_user_pair
+-- Locks both users' rows, in user_id order, at the start of every write on
+-- their friend requests or friendship: such writes on one pair run one at a
+-- time, and two pairs never lock in opposite orders. Returns the users found.
+SELECT user_id FROM users
+WHERE user_id IN (%(a)s, %(b)s)
+ORDER BY user_id
+FOR UPDATE;

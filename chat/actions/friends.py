@@ -1,0 +1,156 @@
+"""Friend requests and friendships.
+
+Every write transaction starts by locking both users' rows (``lock_user_pair``),
+so sending, accepting, declining and withdrawing on one pair happen one at a
+time: two users who send each other a request at the same moment end as one
+friendship, never as two pending requests. Under that lock the pair's requests
+and friendship cannot change, so what a transaction reads about them holds
+until it commits. The unique keys stay as a last line of defence; a
+duplicate key they raise is answered as the conflict it means, never as a 500.
+"""
+
+import re
+
+from .. import errors
+from ..db.pool import is_duplicate
+from ..timeutil import utcnow
+from . import views
+
+# requestId is the BIGINT UNSIGNED key as a string.
+REQUEST_ID = re.compile(r"^[0-9]{1,20}$")
+MAX_REQUEST_ID = 2**64 - 1
+
+
+def _same(a, b):
+    # userIds compare without case, as the users table does.
+    return a.lower() == b.lower()
+
+
+def _request_id(text):
+    """The numeric id in a path, or NotFound for anything else."""
+    if REQUEST_ID.match(text) and int(text) <= MAX_REQUEST_ID:
+        return int(text)
+    raise errors.NotFound("No such friend request.")
+
+
+async def _lock_pair(tx, a, b):
+    """Lock both users' rows; returns the userIds found, as stored."""
+    return [row["user_id"] for row in await tx.fetch_all("lock_user_pair", a=a, b=b)]
+
+
+async def send_request(ctx, sender_id, body):
+    """Send a request; returns (FriendRequest, created).
+
+    ``created`` is False when the receiver had already asked the sender: that
+    request is accepted instead and returned.
+    """
+    receiver_id = body["userId"]
+    if _same(sender_id, receiver_id):
+        raise errors.ValidationFailed(
+            [{"field": "userId", "message": "must be someone other than yourself"}],
+            "You cannot send a friend request to yourself.")
+
+    async def send(tx):
+        found = await _lock_pair(tx, sender_id, receiver_id)
+        sender = next((u for u in found if _same(u, sender_id)), None)
+        receiver = next((u for u in found if _same(u, receiver_id)), None)
+        if sender is None or receiver is None:
+            raise errors.NotFound("No such user.")
+        # What the pair already is comes before the shared-room rule: being
+        # told "already friends" or "already asked" reveals nothing new.
+        if await tx.fetch_one("get_friendship", a=sender, b=receiver):
+            raise errors.AlreadyFriends()
+        if await tx.fetch_one("lock_pending_friend_request",
+                              from_user_id=sender, to_user_id=receiver):
+            raise errors.RequestExists()
+        now = utcnow()
+        crossing = await tx.fetch_one("lock_pending_friend_request",
+                                      from_user_id=receiver, to_user_id=sender)
+        if crossing:
+            # Answering the request the receiver already sent needs no shared
+            # room, just as accepting it through /accept would not.
+            return await _answer(tx, crossing, "accepted", now), False
+        if not await tx.fetch_one("lock_shared_room", a=sender, b=receiver):
+            raise errors.NotParticipant()
+        try:
+            _, request_id = await tx.execute("insert_friend_request", from_user_id=sender,
+                                             to_user_id=receiver, created_at=now)
+        except Exception as exc:
+            if is_duplicate(exc):
+                raise errors.RequestExists() from None
+            raise
+        row = {"request_id": request_id, "from_user_id": sender, "to_user_id": receiver,
+               "status": "pending", "created_at": now, "responded_at": None}
+        return row, True
+
+    row, created = await ctx.db.transaction("send_friend_request", send)
+    return views.friend_request(row), created
+
+
+async def _answer(tx, request, status, now):
+    """Accept or decline a locked pending request; returns the updated row."""
+    rows, _ = await tx.execute("answer_friend_request", request_id=request["request_id"],
+                               status=status, responded_at=now)
+    if rows != 1:
+        raise errors.RequestNotPending(request["status"])
+    if status == "accepted":
+        try:
+            rows, _ = await tx.execute("insert_friendship", a=request["from_user_id"],
+                                       b=request["to_user_id"], created_at=now)
+        except Exception as exc:
+            if is_duplicate(exc):
+                raise errors.AlreadyFriends() from None
+            raise
+        if rows != 1:
+            raise errors.NotFound("No such user.")
+    return {**request, "status": status, "responded_at": now}
+
+
+async def respond(ctx, user_id, request_id, accept):
+    """The receiver accepts or declines a pending request; anyone else gets 404."""
+    request_id = _request_id(request_id)
+    request = await ctx.db.fetch_one("get_friend_request", request_id=request_id)
+    if request is None or not _same(request["to_user_id"], user_id):
+        raise errors.NotFound("No such friend request.")
+
+    async def answer(tx):
+        await _lock_pair(tx, request["from_user_id"], request["to_user_id"])
+        current = await tx.fetch_one("lock_friend_request", request_id=request_id)
+        if current is None:
+            raise errors.NotFound("No such friend request.")  # withdrawn meanwhile
+        if current["status"] != "pending":
+            raise errors.RequestNotPending(current["status"])
+        return await _answer(tx, current, "accepted" if accept else "declined", utcnow())
+
+    name = "accept_friend_request" if accept else "decline_friend_request"
+    return views.friend_request(await ctx.db.transaction(name, answer))
+
+
+async def withdraw(ctx, user_id, request_id):
+    """The sender deletes a request that is still pending; otherwise 404."""
+    request_id = _request_id(request_id)
+    request = await ctx.db.fetch_one("get_friend_request", request_id=request_id)
+    if request is None or not _same(request["from_user_id"], user_id):
+        raise errors.NotFound("No such friend request.")
+
+    async def delete(tx):
+        await _lock_pair(tx, request["from_user_id"], request["to_user_id"])
+        rows, _ = await tx.execute("delete_pending_friend_request", request_id=request_id)
+        if rows != 1:
+            raise errors.NotFound("No pending friend request with this id.")
+
+    await ctx.db.transaction("withdraw_friend_request", delete)
+
+
+async def list_requests(ctx, user_id, args):
+    """The user's requests, newest first; ``args`` may narrow direction and status."""
+    direction = args.get("direction")
+    rows = await ctx.db.fetch_all(
+        "list_friend_requests", user_id=user_id,
+        incoming=direction in (None, "incoming"), outgoing=direction in (None, "outgoing"),
+        status=args.get("status"))
+    return [views.friend_request(row) for row in rows]
+
+
+async def list_friends(ctx, user_id):
+    return [views.profile(row) for row in await ctx.db.fetch_all("list_friends", user_id=user_id)]
