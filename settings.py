@@ -144,10 +144,11 @@ def load_settings(argv=None, environ=None, var_dir=None):
     environ = os.environ if environ is None else environ
     parser = _define_options()
     _apply_environment(parser, environ)
-    try:
-        parser.parse_command_line(list(argv) if argv is not None else ["server.py"])
-    except Exception as exc:
-        raise SettingsError(str(exc)) from None
+    for arg in list(argv or [])[1:]:
+        try:
+            parser.parse_command_line(["server.py", arg], final=False)
+        except Exception as exc:
+            raise SettingsError(f"{arg.split('=')[0]}: {exc}") from None
     o = parser.as_dict()
     return build_settings(o, var_dir or os.path.join(ROOT, "var"))
 

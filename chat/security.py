@@ -19,6 +19,7 @@ import bcrypt
 import jwt
 
 ALGORITHM = "HS256"
+MAX_PASSWORD_BYTES = 72  # bcrypt reads no further
 
 
 class PasswordHasher:
@@ -38,12 +39,18 @@ class PasswordHasher:
         return hashed.decode("ascii")
 
     async def verify(self, password, hashed):
-        """True when ``password`` matches ``hashed``; ``hashed=None`` checks a decoy."""
-        target = hashed.encode("ascii") if hashed else self._decoy
+        """True when ``password`` matches ``hashed``; ``hashed=None`` checks a decoy.
+
+        A password longer than bcrypt's 72 bytes can never have been set, so it
+        is wrong; it is still checked against the decoy to take as long.
+        """
+        secret = password.encode("utf-8")
+        usable = hashed is not None and len(secret) <= MAX_PASSWORD_BYTES
+        target = hashed.encode("ascii") if usable else self._decoy
         loop = asyncio.get_running_loop()
         ok = await loop.run_in_executor(
-            self._executor, bcrypt.checkpw, password.encode("utf-8"), target)
-        return ok and hashed is not None
+            self._executor, bcrypt.checkpw, secret[:MAX_PASSWORD_BYTES], target)
+        return ok and usable
 
     def close(self):
         self._executor.shutdown(wait=False)

@@ -36,15 +36,15 @@ async def register(ctx, body):
 
 
 async def login(ctx, body):
-    by_phone = "userId" not in body
-    key = "phone:" + body["phone"] if by_phone else "user:" + body["userId"].lower()
+    if "userId" in body:
+        user = await ctx.db.fetch_one("get_user", user_id=body["userId"])
+    else:
+        user = await ctx.db.fetch_one("get_user_by_phone", phone=body["phone"])
+    # Failed attempts count per account, whether it is named by userId or phone.
+    key = user["user_id"].lower() if user else body.get("userId", body.get("phone")).lower()
     wait = ctx.login_limiter.retry_after(key)
     if wait:
         raise errors.RateLimited(wait)
-    if by_phone:
-        user = await ctx.db.fetch_one("get_user_by_phone", phone=body["phone"])
-    else:
-        user = await ctx.db.fetch_one("get_user", user_id=body["userId"])
     ok = await ctx.passwords.verify(body["password"], user and user["password_hash"])
     if not ok:
         ctx.login_limiter.hit(key)

@@ -17,7 +17,7 @@ import re
 
 NAME_LINE = re.compile(r"^--\s*name:\s*(?P<name>[a-z][a-z0-9_]*)\s*$")
 PARAM = re.compile(r"%\((?P<name>[a-z_][a-z0-9_]*)\)s")
-STRAY_PERCENT = re.compile(r"%(?!\([a-z_][a-z0-9_]*\)s|%)")
+PARAM_OR_LITERAL = re.compile(r"%\([a-z_][a-z0-9_]*\)s|%%")
 
 
 class QueryFileError(Exception):
@@ -64,7 +64,7 @@ def parse(text, source="<string>"):
         sql = sql[:-1].rstrip()
         if ";" in sql:
             raise QueryFileError(f"{source}:{start}: query {name} holds more than one statement")
-        if STRAY_PERCENT.search(sql):
+        if "%" in PARAM_OR_LITERAL.sub("", sql):
             raise QueryFileError(
                 f"{source}:{start}: query {name} has a '%' that is not a %(param)s")
         if name in queries:
