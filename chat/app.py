@@ -2,11 +2,13 @@
 
 from tornado import web
 
-from .handlers import friends, health, rooms, users
+from .handlers import docs, friends, health, messages, rooms, socket, users
 from .handlers.base import NotFoundHandler
+from .hub import Hub
 
 ROUTES = [
     (r"/api/health", health.HealthHandler),
+    (r"/api/openapi\.json", docs.OpenApiHandler),
     (r"/api/create", users.CreateUserHandler),
     (r"/api/login", users.LoginHandler),
     (r"/api/logout", users.LogoutHandler),
@@ -17,6 +19,7 @@ ROUTES = [
     (r"/api/chatrooms/([^/]+)/leave", rooms.LeaveHandler),
     (r"/api/invite", rooms.InviteHandler),
     (r"/api/joinroom", rooms.JoinHandler),
+    (r"/api/messages", messages.MessagesHandler),
     (r"/api/friend-requests", friends.FriendRequestsHandler),
     (r"/api/friend-requests/([^/]+)", friends.FriendRequestHandler),
     (r"/api/friend-requests/([^/]+)/(accept|decline)", friends.FriendRequestAnswerHandler),
@@ -25,9 +28,16 @@ ROUTES = [
 
 
 def make_app(ctx):
-    """The application, every handler fed ``ctx`` through ``initialize``."""
-    return web.Application(
-        [web.url(pattern, handler, {"ctx": ctx}) for pattern, handler in ROUTES],
+    """The application, every handler fed ``ctx`` through ``initialize``.
+
+    The WebSocket route also gets this process's ``Hub``, kept as
+    ``application.hub`` so that shutdown can close the sockets.
+    """
+    hub = Hub(ctx)
+    routes = [web.url(pattern, handler, {"ctx": ctx}) for pattern, handler in ROUTES]
+    routes.append(web.url(r"/api/ws", socket.SocketHandler, {"ctx": ctx, "hub": hub}))
+    application = web.Application(
+        routes,
         default_handler_class=NotFoundHandler,
         default_handler_args={"ctx": ctx},
         debug=ctx.settings.debug,
@@ -35,3 +45,5 @@ def make_app(ctx):
         websocket_max_message_size=ctx.settings.max_body_bytes,
         websocket_ping_interval=ctx.settings.ws_ping_interval or None,
     )
+    application.hub = hub
+    return application

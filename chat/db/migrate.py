@@ -77,7 +77,8 @@ def migrate(url, schema_dir, create_database=False):
             except pymysql.err.OperationalError as exc:
                 if exc.args[0] != UNKNOWN_DATABASE or not create_database:
                     raise
-                cur.execute("CREATE DATABASE `%s` CHARACTER SET utf8mb4 "
+                # IF NOT EXISTS: another process may be creating it right now.
+                cur.execute("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 "
                             "COLLATE utf8mb4_unicode_ci" % url.database.replace("`", "``"))
                 log.info("created database %s", url.database)
                 conn.select_db(url.database)

@@ -1,4 +1,8 @@
-"""GET /api/health: 200 when the database answers, 503 otherwise."""
+"""GET /api/health: 200 when the database answers, 503 otherwise.
+
+``checks.broker`` is "down" while Redis cannot be reached: the server still
+stores and answers then, so it stays in the load balancer's rotation.
+"""
 
 import logging
 
@@ -11,7 +15,7 @@ class HealthHandler(ApiHandler):
     auth_required = False
 
     async def get(self):
-        checks = {"database": "ok", "broker": "ok" if self.ctx.broker.healthy else "degraded"}
+        checks = {"database": "ok", "broker": "ok" if self.ctx.broker.healthy else "down"}
         try:
             await self.ctx.db.ping()
         except Exception as exc:

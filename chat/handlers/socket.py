@@ -1,0 +1,232 @@
+"""WebSocket /api/ws: authentication, frame validation and dispatch, and output to one client.
+
+A client authenticates with an ``Authorization: Bearer`` header on the
+handshake (a bad token refuses it with 401) or with a first ``auth`` frame
+within ``ws_auth_timeout`` seconds (else close 4001). Every frame is checked
+against ``schemas.FRAME[type]``; a bad one is answered with an ``error`` frame
+and the socket stays open. Frames are handled one at a time, in order.
+
+Output a client does not read piles up in this process; once more than
+``ws_max_buffer_bytes`` wait for it, the client is disconnected instead.
+"""
+
+import functools
+import json
+import logging
+import time
+import urllib.parse
+
+from tornado import ioloop, websocket
+
+from .. import errors, schemas
+from ..actions import messages
+from ..hub import encode
+from .base import authenticate, bearer_token, dumps
+
+log = logging.getLogger("chat.ws")
+
+CLOSE_UNAUTHORIZED = 4001
+
+
+def _parse(raw):
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise errors.InvalidJson("A frame must be a JSON object.") from None
+    try:
+        frame = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        raise errors.InvalidJson("A frame must be a JSON object.") from None
+    if not isinstance(frame, dict):
+        raise errors.InvalidJson("A frame must be a JSON object.")
+    return frame
+
+
+def _ref(frame):
+    """The frame's ``ref`` when it is one a reply can echo."""
+    ref = frame.get("ref")
+    return ref if isinstance(ref, str) and len(ref) <= 64 else None
+
+
+class SocketHandler(websocket.WebSocketHandler):
+    def initialize(self, ctx, hub):
+        self.ctx = ctx
+        self.hub = hub
+        self.claims = None
+        self.max_pending = ctx.settings.ws_max_buffer_bytes
+        self._pending = 0   # bytes handed to the connection and not yet to the kernel
+        self._timer = None  # the auth deadline, then the token's expiry
+
+    @property
+    def user_id(self):
+        return self.claims["sub"]
+
+    # Handshake
+
+    async def prepare(self):
+        headers = self.request.headers
+        origin = headers.get("Origin") or headers.get("Sec-Websocket-Origin")
+        if origin is not None and not self._origin_allowed(origin):
+            raise errors.Forbidden("WebSockets from this origin are not allowed.")
+        if "Authorization" not in headers:
+            return  # the client authenticates with its first frame
+        self.claims = await authenticate(self.ctx, bearer_token(self.request))
+        if self.claims is None:
+            raise errors.Unauthorized()
+
+    def _origin_allowed(self, origin):
+        """The server's own origin, or one in CHAT_ALLOWED_ORIGINS."""
+        if urllib.parse.urlsplit(origin).netloc.lower() == self.request.host.lower():
+            return True
+        allowed = {o.lower() for o in self.ctx.settings.allowed_origins}
+        return origin.rstrip("/").lower() in allowed
+
+    def check_origin(self, origin):
+        return True  # checked in prepare(), which answers a refusal in the JSON error shape
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        error = exc if isinstance(exc, errors.ChatError) else errors.for_status(status_code)
+        self.set_status(error.status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps(error.to_json()))
+
+    def log_exception(self, typ, value, tb):
+        if isinstance(value, errors.ChatError) and value.status < 500:
+            return  # an expected refusal, already answered
+        super().log_exception(typ, value, tb)
+
+    def open(self):
+        self.set_nodelay(True)
+        self.hub.add(self)
+        if self.claims is not None:
+            self._start_session(None)
+        else:
+            self._timer = ioloop.IOLoop.current().call_later(
+                self.ctx.settings.ws_auth_timeout, self.close, CLOSE_UNAUTHORIZED,
+                "authentication timed out")
+
+    def _start_session(self, ref):
+        if not self.hub.attach(self):
+            self.close(CLOSE_UNAUTHORIZED, "token revoked")
+            return
+        self._cancel_timer()
+        self._timer = ioloop.IOLoop.current().call_later(
+            max(0.0, self.claims["exp"] - time.time()), self.close, CLOSE_UNAUTHORIZED,
+            "token expired")
+        self.send_json({"type": "ready", "userId": self.user_id}, ref)
+
+    def _cancel_timer(self):
+        if self._timer is not None:
+            ioloop.IOLoop.current().remove_timeout(self._timer)
+            self._timer = None
+
+    def on_close(self):
+        self._cancel_timer()
+        self.hub.remove(self)
+
+    # Frames in
+
+    async def on_message(self, raw):
+        if self.ws_connection is None or self.ws_connection.is_closing():
+            return  # a frame that crossed our close frame
+        ref, kind = None, None
+        try:
+            frame = _parse(raw)
+            ref = _ref(frame)
+            kind = frame.get("type")
+            schema = schemas.FRAME.get(kind) if isinstance(kind, str) else None
+            if schema is None:
+                raise errors.ValidationFailed([{
+                    "field": "type", "message": "must be one of: " + ", ".join(schemas.FRAME)}])
+            schema.validate(frame)
+            if kind == "auth":
+                await self._auth(frame, ref)
+            elif self.claims is None:
+                raise errors.Unauthorized("Send an auth frame first.")
+            else:
+                await getattr(self, "_frame_" + kind)(frame, ref)
+        except errors.ChatError as exc:
+            self.send_error_frame(exc, ref)
+        except Exception:
+            log.exception("a %s frame failed", kind)
+            self.send_error_frame(errors.Internal(), ref)
+
+    async def _auth(self, frame, ref):
+        if self.claims is not None:
+            raise errors.ValidationFailed([{"field": "type", "message": "already authenticated"}])
+        claims = await authenticate(self.ctx, frame["token"])
+        if self.ws_connection is None:
+            return  # closed while the token was checked
+        if claims is None:
+            self.close(CLOSE_UNAUTHORIZED, "invalid token")
+            return
+        self.claims = claims
+        self._start_session(ref)
+
+    async def _frame_subscribe(self, frame, ref):
+        room_id = frame["roomId"]
+        sub = await self.hub.subscribe(self, room_id)
+        self.send_json({"type": "subscribed", "roomId": room_id, "lastSeq": sub.start}, ref)
+        await self.hub.catch_up(sub, frame.get("after"))
+
+    async def _frame_unsubscribe(self, frame, ref):
+        self.hub.unsubscribe(self, frame["roomId"])
+        self.send_json({"type": "unsubscribed", "roomId": frame["roomId"]}, ref)
+
+    async def _frame_message(self, frame, ref):
+        body = {k: frame[k] for k in ("roomId", "content", "clientMsgId") if k in frame}
+        _, message = await messages.send_message(self.ctx, self.user_id, body)
+        self.send_json({"type": "ack", "message": message}, ref)
+
+    async def _frame_typing(self, frame, ref):
+        room_id = frame["roomId"]
+        await messages.typing(self.ctx, self.user_id, room_id,
+                              member_known=self.hub.is_subscribed(self, room_id))
+
+    async def _frame_ping(self, frame, ref):
+        self.send_json({"type": "pong"}, ref)
+
+    # Frames out
+
+    def send_json(self, obj, ref=None):
+        if ref is not None:
+            obj["ref"] = ref
+        self.send_frame(encode(obj))
+
+    def send_error_frame(self, error, ref):
+        body = {"type": "error", "code": error.code, "message": error.message, "ref": ref}
+        if error.details is not None:
+            body["details"] = error.details
+        self.send_frame(encode(body))
+
+    def send_frame(self, frame):
+        """Queue one encoded text frame; returns the write's future, or None if not sent."""
+        if self.ws_connection is None or self.ws_connection.is_closing():
+            return None
+        try:
+            written = self.write_message(frame)
+        except websocket.WebSocketClosedError:
+            return None
+        self._pending += len(frame)
+        written.add_done_callback(functools.partial(self._flushed, len(frame)))
+        if self._pending > self.max_pending:
+            self.drop_slow()
+            return None
+        return written
+
+    def _flushed(self, size, written):
+        self._pending -= size
+        if not written.cancelled():
+            written.exception()  # a write to a closed socket fails; nothing more to do
+
+    def drop_slow(self):
+        """Disconnect a client that does not read what it is sent."""
+        if self.ws_connection is None or self.ws_connection.stream.closed():
+            return
+        log.warning("disconnecting %s: %d bytes of output wait unread",
+                    self.claims["sub"] if self.claims else "a client", self._pending)
+        self.hub.remove(self)
+        # A close frame would only queue behind what the client does not read.
+        self.ws_connection.stream.close()

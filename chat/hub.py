@@ -1,0 +1,351 @@
+"""The WebSockets of this process and the rooms they listen to.
+
+Per room with at least one subscribed socket, the process holds one
+``Channel``: a single broker subscription however many sockets listen, and a
+sequencer. The sequencer remembers the last seq it delivered; a message with
+that seq or lower is a duplicate and dropped, and a message that jumps ahead
+waits while the missing seqs are read from the database. They are there: a
+room's seq N+1 is only taken once N's transaction has released the room row,
+and a message is published only after its commit. So every socket sees each
+room's messages once, in seq order, without gaps, whatever order the broker
+hands them over in. A message is encoded once per process, not per socket.
+
+After the broker lost its transport for a while it sends a ``resync``
+event; the channel then reads every stored message above its last seq, so
+the sockets get what was published meanwhile.
+
+A new subscription is held in a backlog while the stored messages it asked
+for (``after``) are replayed from the database up to the point where the
+channel feeds it, then switched to live delivery, so nothing is missed or
+repeated at the seam.
+
+What the hub needs of a socket: ``user_id``, ``claims``, ``send_frame(bytes)``
+(returns the write's future, or None when the socket is gone),
+``max_pending`` (bytes), ``drop_slow()`` and ``close(code, reason)``.
+"""
+
+import asyncio
+import json
+import logging
+import time
+
+from . import errors
+from .actions import messages
+
+log = logging.getLogger("chat.hub")
+
+# How long a revoked token is remembered, for sockets whose authentication
+# was checked just before the revocation arrived.
+REVOCATION_MEMORY = 60.0
+# Pauses between attempts to read missing messages when the database fails.
+FILL_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+def encode(event):
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def message_frame(message):
+    return encode({"type": "message", "message": message})
+
+
+def _background(awaitable, what):
+    """Run ``awaitable`` on its own, logging a failure instead of losing it."""
+    task = asyncio.ensure_future(awaitable)
+
+    def done(t):
+        if not t.cancelled() and t.exception() is not None:
+            log.error("%s failed", what, exc_info=t.exception())
+
+    task.add_done_callback(done)
+    return task
+
+
+class Subscription:
+    """One socket's subscription to one room."""
+
+    __slots__ = ("socket", "channel", "user_key", "start", "verified", "active", "sent",
+                 "backlog", "backlog_bytes")
+
+    def __init__(self, socket, channel):
+        self.socket = socket
+        self.channel = channel
+        self.user_key = socket.user_id.lower()
+        # The channel feeds this subscription every message above ``start``;
+        # None until the channel knows where the room stands.
+        self.start = channel.last
+        self.verified = False    # membership checked
+        self.active = True
+        self.sent = None         # the last seq handed to the socket
+        self.backlog = []        # (seq or None, frame) held until go_live(); then None
+        self.backlog_bytes = 0
+
+    def deliver(self, seq, frame):
+        if not self.active:
+            return
+        if self.backlog is not None:
+            self.backlog.append((seq, frame))
+            self.backlog_bytes += len(frame)
+            if self.backlog_bytes > self.socket.max_pending:
+                self.socket.drop_slow()
+            return
+        if seq is not None:
+            if seq <= self.sent:
+                return
+            self.sent = seq
+        self.socket.send_frame(frame)
+
+    def go_live(self, sent):
+        """Everything up to ``sent`` has reached the socket; deliver the backlog and go live."""
+        self.sent = sent
+        backlog, self.backlog = self.backlog, None
+        for seq, frame in backlog:
+            self.deliver(seq, frame)
+
+
+class Channel:
+    """This process's listener to one room: a broker subscription and a sequencer."""
+
+    def __init__(self, hub, room_id):
+        self.hub = hub
+        self.room_id = room_id
+        self.subs = {}        # socket -> Subscription
+        self.last = None      # the last seq delivered here; None until start()
+        self.pending = {}     # seq -> encoded frame, for messages that arrived early
+        self.closed = False
+        self._resync = False  # read everything stored above last
+        self._filling = None
+        self._listener = self.on_event
+        # Completes once the subscription is in effect; nobody reads the
+        # room's state before then, or messages published meanwhile would slip by.
+        self.listening = asyncio.ensure_future(hub.broker.subscribe(room_id, self._listener))
+
+    def start(self, last_seq):
+        """The room's latest seq, read after the broker subscription took effect."""
+        if self.last is not None:
+            return
+        self.last = last_seq
+        for seq in [s for s in self.pending if s <= last_seq]:
+            del self.pending[seq]
+        for sub in self.subs.values():
+            if sub.start is None:
+                sub.start = last_seq
+        self._advance()
+
+    def on_event(self, event):
+        kind = event.get("type")
+        if kind == "message":
+            self._on_message(event["message"])
+        elif kind == "typing":
+            frame = encode({"type": "typing", "roomId": self.room_id, "userId": event["userId"]})
+            typist = event["userId"].lower()
+            for sub in list(self.subs.values()):
+                if sub.user_key != typist:
+                    sub.deliver(None, frame)
+        elif kind == "resync":
+            self._resync = True
+            if self.last is not None:
+                self._advance()
+        elif kind in ("member_joined", "member_left"):
+            frame = encode({"type": kind, "roomId": self.room_id, "userId": event["userId"]})
+            leaver = event["userId"].lower() if kind == "member_left" else None
+            for sub in list(self.subs.values()):
+                if sub.user_key == leaver:
+                    # Sent even in the middle of a replay: it says why nothing more comes.
+                    sub.socket.send_frame(frame)
+                    self.hub.end(sub)
+                else:
+                    sub.deliver(None, frame)
+
+    def _on_message(self, message):
+        seq = message["seq"]
+        if (self.last is not None and seq <= self.last) or seq in self.pending:
+            return
+        self.pending[seq] = message_frame(message)
+        if self.last is not None:
+            self._advance()
+
+    def _deliver(self, seq, frame):
+        self.last = seq
+        for sub in list(self.subs.values()):
+            sub.deliver(seq, frame)
+
+    def _drain(self):
+        while self.last + 1 in self.pending:
+            self._deliver(self.last + 1, self.pending.pop(self.last + 1))
+
+    def _advance(self):
+        self._drain()
+        if (self.pending or self._resync) and self._filling is None and not self.closed:
+            self._filling = _background(self._fill(), f"filling a gap in room {self.room_id}")
+
+    async def _fill(self):
+        """Read missing messages from the database and deliver them in order.
+
+        Missing are those before the earliest pending one, or after a resync
+        every one stored above ``last``.
+        """
+        failures = 0
+        try:
+            while (self.pending or self._resync) and not self.closed:
+                everything, before = self._resync, self.last
+                upto = messages.NO_UPPER_BOUND - 1 if everything else min(self.pending) - 1
+                try:
+                    found = await messages.messages_between(
+                        self.hub.ctx, self.room_id, self.last, upto)
+                except Exception as exc:
+                    log.warning("room %s: cannot read the messages after seq %d yet: %s",
+                                self.room_id, self.last, exc)
+                    found = None
+                if everything and found is not None and len(found) < messages.MAX_LIMIT:
+                    self._resync = False  # caught up with the database
+                for message in found or ():
+                    # Messages that arrived through the broker meanwhile moved last on.
+                    if message["seq"] == self.last + 1 and not self.closed:
+                        self.pending.pop(message["seq"], None)
+                        self._deliver(message["seq"], message_frame(message))
+                self._drain()
+                if self.last > before or not (self.pending or self._resync):
+                    failures = 0
+                    continue
+                await asyncio.sleep(FILL_BACKOFF[min(failures, len(FILL_BACKOFF) - 1)])
+                failures += 1
+        finally:
+            self._filling = None
+
+    def close(self):
+        self.closed = True
+        self.pending.clear()
+        self.hub.broker.unsubscribe(self.room_id, self._listener)
+
+
+class Hub:
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.broker = ctx.broker
+        self._channels = {}     # room_id -> Channel
+        self._sockets = set()   # every open socket, authenticated or not
+        self._subs = {}         # authenticated socket -> {room_id: Subscription}
+        self._by_jti = {}       # token id -> sockets opened with it
+        self._revoked = {}      # token id -> when its revocation arrived
+        ctx.broker.on_revocation(self._on_revocation)
+
+    # Sockets
+
+    def add(self, socket):
+        self._sockets.add(socket)
+
+    def attach(self, socket):
+        """Register an authenticated socket; False when its token was revoked meanwhile."""
+        jti = socket.claims["jti"]
+        if jti in self._revoked:
+            return False
+        self._subs[socket] = {}
+        self._by_jti.setdefault(jti, set()).add(socket)
+        return True
+
+    def remove(self, socket):
+        """Forget a socket that closed; ends its subscriptions. Safe to repeat."""
+        self._sockets.discard(socket)
+        for sub in list(self._subs.pop(socket, {}).values()):
+            self.end(sub)
+        if socket.claims is not None:
+            sockets = self._by_jti.get(socket.claims["jti"])
+            if sockets is not None:
+                sockets.discard(socket)
+                if not sockets:
+                    del self._by_jti[socket.claims["jti"]]
+
+    def close_all(self, code, reason):
+        """Close every socket of this process (server shutdown)."""
+        for socket in list(self._sockets):
+            socket.close(code, reason)
+
+    def _on_revocation(self, jti):
+        now = time.monotonic()
+        self._revoked[jti] = now
+        while self._revoked:
+            oldest, at = next(iter(self._revoked.items()))
+            if now - at < REVOCATION_MEMORY:
+                break
+            del self._revoked[oldest]
+        for socket in list(self._by_jti.get(jti, ())):
+            socket.close(4001, "token revoked")
+
+    # Subscriptions
+
+    async def subscribe(self, socket, room_id):
+        """Subscribe ``socket`` to a room it is a member of; returns the Subscription.
+
+        The subscription holds live messages in its backlog until
+        ``catch_up`` runs; ``sub.start`` is the seq it is fed from.
+        """
+        subs = self._subs[socket]
+        if room_id in subs:
+            self.end(subs[room_id])
+        channel = self._channels.get(room_id)
+        if channel is None:
+            channel = self._channels[room_id] = Channel(self, room_id)
+        sub = subs[room_id] = channel.subs[socket] = Subscription(socket, channel)
+        try:
+            await asyncio.shield(channel.listening)
+            # Checked after joining the channel: a leave committed from here
+            # on reaches this subscription as a member_left event.
+            room_last = await messages.room_access(self.ctx, socket.user_id, room_id)
+            if not sub.active:
+                raise errors.NotRoomMember()
+        except BaseException:
+            self.end(sub)
+            raise
+        channel.start(room_last)
+        sub.verified = True
+        return sub
+
+    async def catch_up(self, sub, after):
+        """Send the stored messages with seq > ``after`` (if given), then go live."""
+        sent = sub.start if after is None else after
+        room_id = sub.channel.room_id
+        while sub.active and sent < sub.start:
+            found = await messages.messages_between(self.ctx, room_id, sent, sub.start)
+            if not found:
+                log.error("room %s: seqs %d-%d missing from the database",
+                          room_id, sent + 1, sub.start)
+                break
+            written = None
+            for message in found:
+                if not sub.active:
+                    return
+                written = sub.socket.send_frame(message_frame(message))
+                sent = message["seq"]
+            # Let the client take this page before reading the next one.
+            if written is not None:
+                try:
+                    await written
+                except Exception:
+                    return
+        if sub.active:
+            sub.go_live(max(sent, sub.start))
+
+    def unsubscribe(self, socket, room_id):
+        sub = self._subs.get(socket, {}).get(room_id)
+        if sub is not None:
+            self.end(sub)
+
+    def is_subscribed(self, socket, room_id):
+        """True when the socket holds a checked, live subscription to the room."""
+        sub = self._subs.get(socket, {}).get(room_id)
+        return sub is not None and sub.active and sub.verified
+
+    def end(self, sub):
+        """End one subscription; the room's channel goes when its last one does."""
+        sub.active = False
+        sub.backlog = None
+        subs = self._subs.get(sub.socket)
+        if subs is not None and subs.get(sub.channel.room_id) is sub:
+            del subs[sub.channel.room_id]
+        channel = sub.channel
+        if channel.subs.get(sub.socket) is sub:
+            del channel.subs[sub.socket]
+            if not channel.subs and self._channels.get(channel.room_id) is channel:
+                del self._channels[channel.room_id]
+                channel.close()

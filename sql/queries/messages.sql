@@ -1,0 +1,53 @@
+-- name: take_message_seq
+-- Takes the room's next seq: locks the room row until commit, which
+-- serializes the senders of one room (and its joins and leaves), and leaves
+-- the new value in LAST_INSERT_ID() for read_taken_seq. Affects no row when
+-- the room does not exist. A rollback gives the number back: no gap.
+UPDATE rooms SET last_seq = LAST_INSERT_ID(last_seq + 1) WHERE room_id = %(room_id)s;
+
+-- name: read_taken_seq
+-- The seq take_message_seq just took on this connection.
+SELECT LAST_INSERT_ID() AS seq;
+
+-- name: get_message_sender_membership
+-- Is the sender a member? Run under the room row's lock (take_message_seq),
+-- so the answer holds until commit: joins and leaves take the same lock.
+SELECT user_id FROM room_members WHERE room_id = %(room_id)s AND user_id = %(user_id)s;
+
+-- name: insert_message
+-- Fails with a duplicate key on (room_id, sender_id, client_msg_id) when the
+-- sender already stored this clientMsgId in the room.
+INSERT INTO messages (room_id, seq, sender_id, content, client_msg_id, created_at)
+VALUES (%(room_id)s, %(seq)s, %(sender_id)s, %(content)s, %(client_msg_id)s, %(created_at)s);
+
+-- name: get_message_by_client_id
+-- The message a sender stored in a room under a clientMsgId; no lock.
+SELECT message_id, room_id, seq, sender_id, content, client_msg_id, created_at
+FROM messages
+WHERE room_id = %(room_id)s AND sender_id = %(sender_id)s AND client_msg_id = %(client_msg_id)s;
+
+-- name: get_message_room_access
+-- The room's latest seq and whether the user is a member (member is NULL when
+-- not); no row when the room does not exist. No lock.
+SELECT r.room_id, r.last_seq, m.user_id AS member
+FROM rooms r
+LEFT JOIN room_members m ON m.room_id = r.room_id AND m.user_id = %(user_id)s
+WHERE r.room_id = %(room_id)s;
+
+-- name: list_messages_ascending
+-- Up to `limit` messages with after < seq < before, oldest first; served by
+-- the unique key messages_room_seq. No lock.
+SELECT message_id, room_id, seq, sender_id, content, client_msg_id, created_at
+FROM messages
+WHERE room_id = %(room_id)s AND seq > %(after)s AND seq < %(before)s
+ORDER BY seq
+LIMIT %(limit)s;
+
+-- name: list_messages_descending
+-- Up to `limit` messages with after < seq < before, newest first (the caller
+-- reverses them); served by messages_room_seq. No lock.
+SELECT message_id, room_id, seq, sender_id, content, client_msg_id, created_at
+FROM messages
+WHERE room_id = %(room_id)s AND seq > %(after)s AND seq < %(before)s
+ORDER BY seq DESC
+LIMIT %(limit)s;

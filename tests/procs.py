@@ -1,0 +1,170 @@
+"""Real processes for the tests: private redis-server instances and server.py.
+
+A test that stops Redis stops its own ``RedisServer`` on a free port, never
+the shared one. ``ServerProcess`` runs ``server.py`` exactly as an operator
+would, configured through CHAT_* variables, with its log kept in a file.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import quote
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url(url):
+    """A settings.DatabaseUrl as the CHAT_DATABASE_URL string."""
+    auth = quote(url.user, safe="")
+    if url.password:
+        auth += ":" + quote(url.password, safe="")
+    return f"mysql://{auth}@{url.host}:{url.port}/{url.database}"
+
+
+def wait_until(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} within {timeout} s")
+        time.sleep(0.05)
+
+
+def _stop(proc, sig, timeout):
+    """Signal the process and reap it; returns its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+    return proc.returncode
+
+
+class RedisServer:
+    """A redis-server of our own on a free port, nothing saved to disk."""
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._proc = None
+        self._dir = tempfile.mkdtemp(prefix="chat-redis-")
+
+    def start(self):
+        self._proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", self._dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self.answers, 10, f"redis-server on port {self.port} did not answer")
+        return self
+
+    def answers(self):
+        if self._proc is not None and self._proc.poll() is not None:
+            raise RuntimeError(f"redis-server on port {self.port} exited")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self):
+        """Kill it outright (SIGKILL), as a crash would."""
+        if self._proc is not None:
+            _stop(self._proc, signal.SIGKILL, 10)
+            self._proc = None
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class ServerProcess:
+    """``python server.py`` on a free port; its log goes to a temporary file."""
+
+    def __init__(self, database, jwt_secret, redis_url=None, **settings):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ)
+        for name in list(self.env):
+            if name.startswith("CHAT_"):
+                del self.env[name]
+        self.env.update({
+            "CHAT_HOST": "127.0.0.1",
+            "CHAT_PORT": str(self.port),
+            "CHAT_DATABASE_URL": database_url(database),
+            "CHAT_JWT_SECRET": jwt_secret,
+            "CHAT_BCRYPT_ROUNDS": "4",
+            "PYTHONUNBUFFERED": "1",
+        })
+        if redis_url:
+            self.env["CHAT_REDIS_URL"] = redis_url
+        for name, value in settings.items():
+            self.env["CHAT_" + name.upper()] = str(value)
+        self._log = tempfile.NamedTemporaryFile(prefix="chat-server-", suffix=".log",
+                                                delete=False)
+        self.log_path = self._log.name
+        self._proc = None
+
+    def start(self, timeout=30):
+        self._proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "server.py")],
+                                      cwd=ROOT, env=self.env, stdout=self._log,
+                                      stderr=subprocess.STDOUT)
+        wait_until(self._ready, timeout, f"server.py on port {self.port} did not start")
+        return self
+
+    def _ready(self):
+        if self._proc.poll() is not None:
+            raise RuntimeError(f"server.py exited with {self._proc.returncode}:\n{self.log()}")
+        try:
+            with urllib.request.urlopen(self.base_url + "/api/health", timeout=2) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    @property
+    def pid(self):
+        return self._proc.pid
+
+    def log(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def signal(self, sig):
+        self._proc.send_signal(sig)
+
+    def wait(self, timeout):
+        """The exit code, once the process has exited within ``timeout`` seconds."""
+        return self._proc.wait(timeout)
+
+    @property
+    def running(self):
+        return self._proc is not None and self._proc.poll() is None
+
+    def close(self):
+        """Stop the process (SIGTERM) and remove its log; returns what it logged."""
+        if self._proc is not None:
+            try:
+                _stop(self._proc, signal.SIGTERM, 15)
+            except subprocess.TimeoutExpired:
+                pass
+        self._log.close()
+        text = self.log()
+        os.unlink(self.log_path)
+        return text

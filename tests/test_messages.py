@@ -1,0 +1,234 @@
+"""Messages over HTTP: storing with per-room seq, idempotent retries, history paging."""
+
+import asyncio
+
+import pytest
+
+from conftest import query
+
+
+async def room_with(api, members=1):
+    """A new room, its owner and ``members`` other members (all prime, joins are free)."""
+    owner = await api.user(prime=True)
+    room = await api.room(owner)
+    others = []
+    for _ in range(members):
+        user = await api.user(prime=True)
+        assert (await api.join(user, room["roomId"])).status == 200
+        others.append(user)
+    return room["roomId"], owner, others
+
+
+async def send(api, user, room_id, content="hello", **extra):
+    return await api.post("/api/messages", {"roomId": room_id, "content": content, **extra},
+                          token=user.token)
+
+
+def stored(sql, room_id):
+    return query(sql, "SELECT seq, sender_id, content, client_msg_id FROM messages "
+                      "WHERE room_id = %s ORDER BY seq", room_id)
+
+
+@pytest.mark.gen_test
+async def test_post_message_stores_it_with_the_next_seq(api, sql):
+    room_id, owner, (member,) = await room_with(api, 1)
+    first = await send(api, owner, room_id, "hi all")
+    second = await send(api, member, room_id, "héllo ✓", clientMsgId="c-1")
+    assert (first.status, second.status) == (201, 201)
+    message = second.body["message"]
+    assert set(message) == {"messageId", "roomId", "seq", "senderId", "content", "clientMsgId",
+                            "createdAt"}
+    assert isinstance(message["messageId"], str) and message["createdAt"].endswith("Z")
+    assert (first.body["message"]["seq"], first.body["message"]["clientMsgId"]) == (1, None)
+    assert (message["seq"], message["senderId"], message["content"], message["clientMsgId"]) \
+        == (2, member.user_id, "héllo ✓", "c-1")
+    assert [(r["seq"], r["sender_id"], r["content"]) for r in stored(sql, room_id)] == [
+        (1, owner.user_id, "hi all"), (2, member.user_id, "héllo ✓")]
+    (room,) = query(sql, "SELECT last_seq FROM rooms WHERE room_id = %s", room_id)
+    assert room["last_seq"] == 2
+
+
+@pytest.mark.gen_test
+async def test_seqs_of_concurrent_senders_have_no_gap_and_no_repeat(api, sql):
+    room_id, owner, members = await room_with(api, 2)
+    senders = [owner, *members]
+    results = await asyncio.gather(*(send(api, senders[i % 3], room_id, f"m{i}")
+                                     for i in range(60)))
+    assert [r.status for r in results] == [201] * 60
+    assert sorted(r.body["message"]["seq"] for r in results) == list(range(1, 61))
+    assert [r["seq"] for r in stored(sql, room_id)] == list(range(1, 61))
+
+
+@pytest.mark.gen_test
+async def test_seqs_are_counted_per_room(api):
+    room_a, owner_a, _ = await room_with(api, 0)
+    room_b, owner_b, _ = await room_with(api, 0)
+    await send(api, owner_a, room_a)
+    await send(api, owner_a, room_a)
+    assert (await send(api, owner_b, room_b)).body["message"]["seq"] == 1
+
+
+@pytest.mark.gen_test
+async def test_non_member_cannot_send_or_read(api, sql):
+    room_id, owner, _ = await room_with(api, 0)
+    await send(api, owner, room_id)
+    stranger = await api.user()
+    resp = await send(api, stranger, room_id)
+    assert (resp.status, resp.body["error"]["code"]) == (403, "not_room_member")
+    resp = await api.get("/api/messages", params={"roomId": room_id}, token=stranger.token)
+    assert (resp.status, resp.body["error"]["code"]) == (403, "not_room_member")
+    assert len(stored(sql, room_id)) == 1
+    (room,) = query(sql, "SELECT last_seq FROM rooms WHERE room_id = %s", room_id)
+    assert room["last_seq"] == 1  # the refused send took no seq
+
+
+@pytest.mark.gen_test
+async def test_a_member_who_left_can_no_longer_send(api):
+    room_id, _, (member,) = await room_with(api, 1)
+    assert (await send(api, member, room_id)).status == 201
+    assert (await api.post(f"/api/chatrooms/{room_id}/leave", token=member.token)).status == 204
+    resp = await send(api, member, room_id)
+    assert (resp.status, resp.body["error"]["code"]) == (403, "not_room_member")
+
+
+@pytest.mark.gen_test
+async def test_unknown_room_and_missing_token(api):
+    user = await api.user()
+    resp = await send(api, user, "no-such-room")
+    assert (resp.status, resp.body["error"]["code"]) == (404, "not_found")
+    resp = await api.get("/api/messages", params={"roomId": "no-such-room"}, token=user.token)
+    assert (resp.status, resp.body["error"]["code"]) == (404, "not_found")
+    resp = await api.post("/api/messages", {"roomId": "x", "content": "hi"})
+    assert (resp.status, resp.body["error"]["code"]) == (401, "unauthorized")
+    resp = await api.get("/api/messages", params={"roomId": "x"})
+    assert resp.status == 401
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("body, field", [
+    ({"content": "hi"}, "roomId"),
+    ({"roomId": "r"}, "content"),
+    ({"roomId": "r", "content": ""}, "content"),
+    ({"roomId": "r", "content": "x" * 4001}, "content"),
+    ({"roomId": "r", "content": 5}, "content"),
+    ({"roomId": "r", "content": "hi", "clientMsgId": ""}, "clientMsgId"),
+    ({"roomId": "r", "content": "hi", "clientMsgId": "c" * 65}, "clientMsgId"),
+    ({"roomId": "r", "content": "hi", "seq": 3}, "seq"),
+])
+async def test_send_validation(api, body, field):
+    user = await api.user()
+    resp = await api.post("/api/messages", body, token=user.token)
+    assert (resp.status, resp.body["error"]["code"]) == (400, "validation_failed")
+    assert field in [e["field"] for e in resp.body["error"]["details"]["errors"]]
+
+
+@pytest.mark.gen_test
+async def test_longest_content_is_accepted_and_bad_json_refused(api):
+    room_id, owner, _ = await room_with(api, 0)
+    resp = await send(api, owner, room_id, "é" * 4000)
+    assert (resp.status, len(resp.body["message"]["content"])) == (201, 4000)
+    resp = await api.post("/api/messages", raw=b"{not json", token=owner.token)
+    assert (resp.status, resp.body["error"]["code"]) == (400, "invalid_json")
+
+
+@pytest.mark.gen_test
+async def test_client_msg_id_retry_returns_the_original(api, sql):
+    room_id, owner, (member,) = await room_with(api, 1)
+    first = await send(api, owner, room_id, "once", clientMsgId="retry-1")
+    again = await send(api, owner, room_id, "once (retried)", clientMsgId="retry-1")
+    assert (first.status, again.status) == (201, 200)
+    assert again.body == first.body
+    # The key is per sender and room: someone else may use the same clientMsgId.
+    other = await send(api, member, room_id, "mine", clientMsgId="retry-1")
+    assert other.status == 201 and other.body["message"]["seq"] == 2
+    rows = stored(sql, room_id)
+    assert [(r["seq"], r["content"]) for r in rows] == [(1, "once"), (2, "mine")]
+
+
+@pytest.mark.gen_test
+async def test_concurrent_retries_store_one_message(api, sql):
+    room_id, owner, _ = await room_with(api, 0)
+    results = await asyncio.gather(*(send(api, owner, room_id, "same", clientMsgId="burst")
+                                     for _ in range(12)))
+    assert sorted(r.status for r in results) == [200] * 11 + [201]
+    assert len({r.body["message"]["messageId"] for r in results}) == 1
+    assert len(stored(sql, room_id)) == 1
+    (room,) = query(sql, "SELECT last_seq FROM rooms WHERE room_id = %s", room_id)
+    assert room["last_seq"] == 1
+
+
+async def fill(api, owner, room_id, count):
+    for start in range(0, count, 40):
+        results = await asyncio.gather(*(send(api, owner, room_id, f"m{i}")
+                                         for i in range(start, min(count, start + 40))))
+        assert all(r.status == 201 for r in results)
+
+
+async def page(api, user, room_id, **params):
+    resp = await api.get("/api/messages", params={"roomId": room_id, **params},
+                         token=user.token)
+    assert resp.status == 200, resp.body
+    return [m["seq"] for m in resp.body["messages"]], resp.body["hasMore"]
+
+
+@pytest.mark.gen_test
+async def test_history_paging(api):
+    room_id, owner, (member,) = await room_with(api, 1)
+    assert await page(api, member, room_id) == ([], False)
+    await fill(api, owner, room_id, 120)
+    assert await page(api, member, room_id) == (list(range(71, 121)), True)
+    assert await page(api, member, room_id, limit=200) == (list(range(1, 121)), False)
+    assert await page(api, member, room_id, after=0, limit=200) == (list(range(1, 121)), False)
+    assert await page(api, member, room_id, after=10, limit=5) == ([11, 12, 13, 14, 15], True)
+    assert await page(api, member, room_id, after=115) == ([116, 117, 118, 119, 120], False)
+    assert await page(api, member, room_id, after=120) == ([], False)
+    assert await page(api, member, room_id, before=11) == (list(range(1, 11)), False)
+    assert await page(api, member, room_id, before=60, limit=5) == ([55, 56, 57, 58, 59], True)
+    assert await page(api, member, room_id, after=10, before=20) == (list(range(11, 20)), False)
+    assert await page(api, member, room_id, after=10, before=20, limit=5) \
+        == ([11, 12, 13, 14, 15], True)
+    assert await page(api, member, room_id, limit=1) == ([120], True)
+    # Paging backwards from the latest page reaches the first message.
+    seqs, before = [], None
+    while True:
+        chunk, more = await page(api, member, room_id, limit=50,
+                                 **({"before": before} if before else {}))
+        seqs = chunk + seqs
+        if not more:
+            break
+        before = chunk[0]
+    assert seqs == list(range(1, 121))
+
+
+@pytest.mark.gen_test
+async def test_history_messages_are_full_message_objects(api):
+    room_id, owner, _ = await room_with(api, 0)
+    sent = (await send(api, owner, room_id, "kept", clientMsgId="k1")).body["message"]
+    resp = await api.get("/api/messages", params={"roomId": room_id}, token=owner.token)
+    assert resp.body == {"messages": [sent], "hasMore": False}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("params, field", [
+    ({"roomId": None}, "roomId"),
+    ({"limit": 0}, "limit"),
+    ({"limit": 201}, "limit"),
+    ({"limit": "ten"}, "limit"),
+    ({"after": -1}, "after"),
+    ({"before": "x"}, "before"),
+    ({"sort": "desc"}, "sort"),
+])
+async def test_history_validation(api, params, field):
+    room_id, owner, _ = await room_with(api, 0)
+    params = {k: v for k, v in {"roomId": room_id, **params}.items() if v is not None}
+    resp = await api.get("/api/messages", params=params, token=owner.token)
+    assert (resp.status, resp.body["error"]["code"]) == (400, "validation_failed")
+    assert field in [e["field"] for e in resp.body["error"]["details"]["errors"]]
+
+
+@pytest.mark.gen_test
+async def test_history_limit_bounds_are_accepted(api):
+    room_id, owner, _ = await room_with(api, 0)
+    await fill(api, owner, room_id, 3)
+    assert await page(api, owner, room_id, limit=200) == ([1, 2, 3], False)
+    assert await page(api, owner, room_id, limit=1, after=0) == ([1], True)
