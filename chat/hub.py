@@ -37,6 +37,8 @@ log = logging.getLogger("chat.hub")
 # How long a revoked token is remembered, for sockets whose authentication
 # was checked just before the revocation arrived.
 REVOCATION_MEMORY = 60.0
+# Token ids per query when re-checking open sockets against revocations.
+TOKEN_CHECK_BATCH = 500
 # Pauses between attempts to read missing messages when the database fails.
 FILL_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)
 
@@ -228,6 +230,7 @@ class Hub:
         self._subs = {}         # authenticated socket -> {room_id: Subscription}
         self._by_jti = {}       # token id -> sockets opened with it
         self._revoked = {}      # token id -> when its revocation arrived
+        self._rechecking = None  # the task re-checking open sockets' tokens
         ctx.broker.on_revocation(self._on_revocation)
 
     # Sockets
@@ -242,7 +245,34 @@ class Hub:
             return False
         self._subs[socket] = {}
         self._by_jti.setdefault(jti, set()).add(socket)
+        if self._rechecking is None:
+            self._rechecking = _background(self._recheck_tokens(), "re-checking tokens")
         return True
+
+    async def _recheck_tokens(self):
+        """Now and then, close sockets whose token was revoked without this process hearing.
+
+        A revocation normally arrives through the broker at once; this bounds
+        the delay when the broker lost it (for instance while Redis was down).
+        Runs while any authenticated socket is open.
+        """
+        while True:
+            await asyncio.sleep(self.ctx.settings.ws_token_recheck)
+            jtis = list(self._by_jti)
+            for start in range(0, len(jtis), TOKEN_CHECK_BATCH):
+                batch = tuple(jtis[start:start + TOKEN_CHECK_BATCH])
+                try:
+                    rows = await self.ctx.db.fetch_all("revoked_among", jtis=batch)
+                except Exception as exc:
+                    log.warning("cannot check tokens against revocations: %s", exc)
+                    break
+                for row in rows:
+                    self._on_revocation(row["jti"])
+
+    def _stop_rechecking(self):
+        if self._rechecking is not None:
+            self._rechecking.cancel()
+            self._rechecking = None
 
     def remove(self, socket):
         """Forget a socket that closed; ends its subscriptions. Safe to repeat."""
@@ -255,9 +285,12 @@ class Hub:
                 sockets.discard(socket)
                 if not sockets:
                     del self._by_jti[socket.claims["jti"]]
+        if not self._by_jti:
+            self._stop_rechecking()
 
     def close_all(self, code, reason):
         """Close every socket of this process (server shutdown)."""
+        self._stop_rechecking()
         for socket in list(self._sockets):
             socket.close(code, reason)
 

@@ -485,6 +485,20 @@ async def test_logout_closes_the_tokens_sockets_with_4001(api):
 
 
 @pytest.mark.gen_test
+@pytest.mark.settings(ws_token_recheck=0.3)
+async def test_a_revocation_the_broker_never_carried_still_closes_the_socket(api, sql):
+    user = await api.user()
+    sock = await api.socket(user)
+    claims = jwt.decode(user.token, TEST_SECRET, algorithms=["HS256"])
+    # Written straight to the database, as a logout on a process whose
+    # broadcast was lost would leave it.
+    query(sql, "INSERT INTO revoked_tokens (jti, user_id, expires_at) "
+               "VALUES (%s, %s, UTC_TIMESTAMP() + INTERVAL 1 HOUR)",
+          claims["jti"], user.user_id)
+    assert (await sock.closed(5))[0] == 4001
+
+
+@pytest.mark.gen_test
 @pytest.mark.settings(token_ttl=2)
 async def test_token_expiry_closes_the_socket_with_4001(api):
     user = await api.user()

@@ -6,6 +6,10 @@ VALUES (%(jti)s, %(user_id)s, %(expires_at)s);
 -- name: is_token_revoked
 SELECT 1 AS revoked FROM revoked_tokens WHERE jti = %(jti)s;
 
+-- name: revoked_among
+-- Which of the given token ids (a non-empty tuple) are revoked.
+SELECT jti FROM revoked_tokens WHERE jti IN %(jtis)s;
+
 -- name: delete_expired_revocations
 -- A revoked token past its expiry is refused anyway; its row can go.
 DELETE FROM revoked_tokens WHERE expires_at < %(now)s;
