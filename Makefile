@@ -1,4 +1,4 @@
-# `make run` and `make test` do every step of set-up themselves.
+# `make run`, `make test` and `make bench` do every step of set-up themselves.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,6 +10,10 @@ run: $(VENV)/.runtime
 
 test: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# QUICK=1: the short run (under two minutes); BENCH_ARGS: any option of bench/run.py --help.
+bench: $(VENV)/.dev
+	$(PY) bench/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
