@@ -11,16 +11,19 @@ class Context:
     db: object
     broker: object
     passwords: security.PasswordHasher
+    room_passwords: security.VerifiedPasswords
     tokens: security.TokenIssuer
     login_limiter: ratelimit.RateLimiter
 
     @classmethod
     def build(cls, settings, db, broker):
+        passwords = security.PasswordHasher(settings.bcrypt_rounds)
         return cls(
             settings=settings,
             db=db,
             broker=broker,
-            passwords=security.PasswordHasher(settings.bcrypt_rounds),
+            passwords=passwords,
+            room_passwords=security.VerifiedPasswords(passwords),
             tokens=security.TokenIssuer(settings.jwt_secret, settings.token_ttl),
             login_limiter=ratelimit.RateLimiter(settings.login_attempts, settings.login_window),
         )

@@ -8,8 +8,10 @@ is stored.
 """
 
 import asyncio
+import collections
 import concurrent.futures
 import hashlib
+import hmac
 import os
 import secrets
 import time
@@ -56,10 +58,49 @@ class PasswordHasher:
         self._executor.shutdown(wait=False)
 
 
+class VerifiedPasswords:
+    """Remembers passwords that matched a hash, so that checking them again is cheap.
+
+    Every member of a room joins with the same room password: the first join
+    pays for bcrypt, the next ones find a keyed digest of (hash, password)
+    here. A wrong password is never remembered and always costs a full
+    bcrypt check, so guessing stays as slow as bcrypt makes it. The digests
+    are keyed with a secret of this process, and the memory is bounded.
+    """
+
+    def __init__(self, hasher, size=10000):
+        self._hasher = hasher
+        self._key = secrets.token_bytes(32)
+        self._size = size
+        self._known = collections.OrderedDict()
+
+    async def verify(self, password, hashed):
+        digest = hmac.new(self._key, hashed.encode("ascii") + b"\0" + password.encode("utf-8"),
+                          hashlib.sha256).digest()
+        if digest in self._known:
+            self._known.move_to_end(digest)
+            return True
+        if not await self._hasher.verify(password, hashed):
+            return False
+        self._known[digest] = None
+        if len(self._known) > self._size:
+            self._known.popitem(last=False)
+        return True
+
+
 class TokenIssuer:
-    def __init__(self, secret, ttl):
+    """Issues and checks login tokens.
+
+    A token's signature is checked once; its claims are then remembered
+    (bounded), while its expiry is checked on every use. Revocation is not
+    this class's business: callers check ``jti`` against the revocations.
+    """
+
+    def __init__(self, secret, ttl, cache_size=10000):
         self._secret = secret
         self.ttl = ttl
+        self._cache_size = cache_size
+        self._checked = collections.OrderedDict()  # token -> claims
 
     def issue(self, user_id, device_id=None):
         """A new login token and its claims."""
@@ -70,7 +111,22 @@ class TokenIssuer:
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), claims
 
     def verify(self, token):
-        """The claims of a valid token, or None for anything else."""
+        """The claims of a valid, unexpired token, or None for anything else."""
+        claims = self._checked.get(token)
+        if claims is not None:
+            if claims["exp"] > time.time():
+                self._checked.move_to_end(token)
+                return claims
+            del self._checked[token]
+            return None
+        claims = self._decode(token)
+        if claims is not None:
+            self._checked[token] = claims
+            if len(self._checked) > self._cache_size:
+                self._checked.popitem(last=False)
+        return claims
+
+    def _decode(self, token):
         try:
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM],
                                 options={"require": ["exp", "iat", "sub", "jti"]})

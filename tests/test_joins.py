@@ -266,3 +266,17 @@ async def test_capacity_holds_even_for_a_buggy_writer(sql, api):
         query(sql, "UPDATE rooms SET member_count = 7 WHERE room_id = %s", room["roomId"])
     with pytest.raises(pymysql.err.OperationalError):
         query(sql, "UPDATE users SET avail_coins = -1 WHERE user_id = %s", owner.user_id)
+
+
+@pytest.mark.gen_test
+async def test_a_remembered_room_password_never_admits_a_wrong_one(api):
+    owner = await api.user(prime=True)
+    room = await api.room(owner, password="right-pw")
+    assert (await api.join(await api.user(prime=True), room["roomId"], "right-pw")).status == 200
+    for wrong in ("wrong-pw", "right-pw ", "RIGHT-PW", "right-p"):
+        resp = await api.join(await api.user(prime=True), room["roomId"], wrong)
+        assert (resp.status, resp.body["error"]["code"]) == (403, "wrong_room_password")
+    other = await api.room(owner, password="other-pw")
+    resp = await api.join(await api.user(prime=True), other["roomId"], "right-pw")
+    assert (resp.status, resp.body["error"]["code"]) == (403, "wrong_room_password")
+    assert (await api.join(await api.user(prime=True), room["roomId"], "right-pw")).status == 200

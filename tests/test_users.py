@@ -1,5 +1,6 @@
 """Accounts: registration, login, logout, profiles, operator grants."""
 
+import asyncio
 import secrets
 import time
 import warnings
@@ -425,3 +426,14 @@ async def test_grants_are_closed_without_an_admin_key(api):
         resp = await api.post(f"/api/admin/users/{user.user_id}/grants", {"coins": 5},
                               headers=headers)
         assert_error(resp, 403, "forbidden")
+
+
+@pytest.mark.gen_test
+@pytest.mark.settings(token_ttl=2)
+async def test_a_token_already_used_is_refused_once_it_expires(api):
+    user = await api.user()
+    path = f"/api/profile/{user.user_id}"
+    assert (await api.get(path, token=user.token)).status == 200
+    await asyncio.sleep(2.2)
+    resp = await api.get(path, token=user.token)
+    assert (resp.status, resp.body["error"]["code"]) == (401, "unauthorized")

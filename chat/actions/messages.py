@@ -23,9 +23,12 @@ def message_view(row):
             "clientMsgId": row["client_msg_id"], "createdAt": iso(row["created_at"])}
 
 
-async def room_access(ctx, user_id, room_id):
-    """The room's latest seq, for a member; NotFound / NotRoomMember otherwise."""
-    row = await ctx.db.fetch_one("get_message_room_access", room_id=room_id, user_id=user_id)
+async def room_access(db, user_id, room_id):
+    """The room's latest seq, for a member; NotFound / NotRoomMember otherwise.
+
+    ``db`` is the Database, or a Transaction to read inside it.
+    """
+    row = await db.fetch_one("get_message_room_access", room_id=room_id, user_id=user_id)
     if row is None:
         raise errors.NotFound("No such room.")
     if row["member"] is None:
@@ -40,22 +43,13 @@ async def send_message(ctx, user_id, body):
     in the room: the original comes back, stored and delivered once.
     """
     room_id, client_msg_id = body["roomId"], body.get("clientMsgId")
-    if client_msg_id is not None:
-        existing = await _by_client_id(ctx, room_id, user_id, client_msg_id)
-        if existing is not None:
-            await room_access(ctx, user_id, room_id)
-            return False, existing
 
     async def store(tx):
-        rows, _ = await tx.execute("take_message_seq", room_id=room_id)
+        rows, seq = await tx.execute("take_message_seq", room_id=room_id, user_id=user_id)
         if rows != 1:
-            raise errors.NotFound("No such room.")
-        member = await tx.fetch_one("get_message_sender_membership",
-                                    room_id=room_id, user_id=user_id)
-        if member is None:
+            await room_access(tx, user_id, room_id)  # says which: no room, or not a member
             raise errors.NotRoomMember()
-        seq = (await tx.fetch_one("read_taken_seq"))["seq"]
-        row = {"room_id": room_id, "seq": seq, "sender_id": member["user_id"],
+        row = {"room_id": room_id, "seq": seq, "sender_id": user_id,
                "content": body["content"], "client_msg_id": client_msg_id,
                "created_at": utcnow()}
         _, row["message_id"] = await tx.execute("insert_message", **row)
@@ -68,7 +62,8 @@ async def send_message(ctx, user_id, body):
     except Exception as exc:
         if client_msg_id is None or not is_duplicate(exc):
             raise
-    # The same clientMsgId was being stored concurrently and committed first.
+    # The sender stored this clientMsgId in the room before: the retry gets
+    # the original back (the seq taken for it was rolled back).
     existing = await _by_client_id(ctx, room_id, user_id, client_msg_id)
     if existing is None:
         raise errors.Internal()
@@ -92,7 +87,7 @@ async def list_messages(ctx, user_id, args):
       ones exist.
     """
     room_id = args["roomId"]
-    await room_access(ctx, user_id, room_id)
+    await room_access(ctx.db, user_id, room_id)
     limit = args.get("limit", DEFAULT_LIMIT)
     bounds = {"room_id": room_id, "after": args.get("after", 0),
               "before": args.get("before", NO_UPPER_BOUND), "limit": limit + 1}
@@ -124,5 +119,5 @@ async def typing(ctx, user_id, room_id, member_known=False):
     already proves membership (leaving ends it), so no read is needed.
     """
     if not member_known:
-        await room_access(ctx, user_id, room_id)
+        await room_access(ctx.db, user_id, room_id)
     ctx.broker.publish(room_id, {"type": "typing", "roomId": room_id, "userId": user_id})

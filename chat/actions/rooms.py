@@ -93,7 +93,7 @@ async def join_room(ctx, user_id, body):
         if room is None:
             raise errors.NotFound("No such room.")
         # bcrypt runs before the transaction so no lock is held while it does.
-        if not await ctx.passwords.verify(body["password"], room["password_hash"]):
+        if not await ctx.room_passwords.verify(body["password"], room["password_hash"]):
             raise errors.WrongRoomPassword()
         room_id = room["room_id"]
 

@@ -1,18 +1,14 @@
 -- name: take_message_seq
--- Takes the room's next seq: locks the room row until commit, which
--- serializes the senders of one room (and its joins and leaves), and leaves
--- the new value in LAST_INSERT_ID() for read_taken_seq. Affects no row when
--- the room does not exist. A rollback gives the number back: no gap.
-UPDATE rooms SET last_seq = LAST_INSERT_ID(last_seq + 1) WHERE room_id = %(room_id)s;
-
--- name: read_taken_seq
--- The seq take_message_seq just took on this connection.
-SELECT LAST_INSERT_ID() AS seq;
-
--- name: get_message_sender_membership
--- Is the sender a member? Run under the room row's lock (take_message_seq),
--- so the answer holds until commit: joins and leaves take the same lock.
-SELECT user_id FROM room_members WHERE room_id = %(room_id)s AND user_id = %(user_id)s;
+-- Takes the room's next seq if the sender is a member: locks the room row
+-- until commit, which serializes the senders of one room with each other and
+-- with its joins and leaves (rooms is read first, so the lock order is the
+-- one leave_room takes). The new seq is LAST_INSERT_ID(), which the driver
+-- returns as the statement's insert id. Affects no row when the room does not
+-- exist or the sender is not a member. A rollback gives the number back: no gap.
+UPDATE rooms r STRAIGHT_JOIN room_members m
+    ON m.room_id = r.room_id AND m.user_id = %(user_id)s
+SET r.last_seq = LAST_INSERT_ID(r.last_seq + 1)
+WHERE r.room_id = %(room_id)s;
 
 -- name: insert_message
 -- Fails with a duplicate key on (room_id, sender_id, client_msg_id) when the
