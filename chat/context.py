@@ -3,6 +3,7 @@
 import dataclasses
 
 from . import ratelimit, security
+from .actions.message_writer import MessageWriter
 
 
 @dataclasses.dataclass
@@ -14,6 +15,7 @@ class Context:
     room_passwords: security.VerifiedPasswords
     tokens: security.TokenIssuer
     login_limiter: ratelimit.RateLimiter
+    message_writer: MessageWriter
 
     @classmethod
     def build(cls, settings, db, broker):
@@ -26,6 +28,7 @@ class Context:
             room_passwords=security.VerifiedPasswords(passwords),
             tokens=security.TokenIssuer(settings.jwt_secret, settings.token_ttl),
             login_limiter=ratelimit.RateLimiter(settings.login_attempts, settings.login_window),
+            message_writer=MessageWriter(db, broker),
         )
 
     def close(self):

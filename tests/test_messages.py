@@ -49,6 +49,44 @@ async def test_post_message_stores_it_with_the_next_seq(api, sql):
 
 
 @pytest.mark.gen_test
+async def test_concurrent_sends_to_many_rooms_each_fail_or_succeed_alone(api, sql):
+    rooms = [await room_with(api, 1) for _ in range(4)]
+    outsider = await api.user(prime=True)
+    sends = []
+    for i in range(40):
+        room_id, owner, (member,) = rooms[i % 4]
+        sends.append(send(api, owner if i % 2 else member, room_id, f"m{i}"))
+        if i % 10 == 0:
+            sends.append(send(api, outsider, room_id, "not mine"))
+            sends.append(send(api, owner, "no-such-room", "nowhere"))
+    results = await asyncio.gather(*sends)
+    codes = sorted((r.status, r.body["error"]["code"]) for r in results if r.status != 201)
+    assert codes == [(403, "not_room_member")] * 4 + [(404, "not_found")] * 4
+    assert sum(r.status == 201 for r in results) == 40
+    for room_id, _, _ in rooms:
+        assert [r["seq"] for r in stored(sql, room_id)] == list(range(1, 11))
+        (room,) = query(sql, "SELECT last_seq FROM rooms WHERE room_id = %s", room_id)
+        assert room["last_seq"] == 10
+    after = await send(api, rooms[0][1], rooms[0][0], "next")
+    assert after.body["message"]["seq"] == 11
+
+
+@pytest.mark.gen_test
+async def test_one_client_msg_id_sent_many_times_at_once_is_stored_once(api, sql):
+    room_id, owner, (member,) = await room_with(api, 1)
+    others = [send(api, member, room_id, f"other {i}") for i in range(5)]
+    retries = [send(api, owner, room_id, "only once", clientMsgId="dup-1") for _ in range(10)]
+    results = await asyncio.gather(*others, *retries)
+    retried = results[5:]
+    assert sorted(r.status for r in retried) == [200] * 9 + [201]
+    assert len({r.body["message"]["messageId"] for r in retried}) == 1
+    assert len({r.body["message"]["seq"] for r in retried}) == 1
+    rows = stored(sql, room_id)
+    assert [r["seq"] for r in rows] == list(range(1, 7))
+    assert sum(r["client_msg_id"] == "dup-1" for r in rows) == 1
+
+
+@pytest.mark.gen_test
 async def test_seqs_of_concurrent_senders_have_no_gap_and_no_repeat(api, sql):
     room_id, owner, members = await room_with(api, 2)
     senders = [owner, *members]

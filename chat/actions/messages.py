@@ -40,38 +40,43 @@ async def send_message(ctx, user_id, body):
     """Store a message; returns ``(created, Message)``.
 
     ``created`` is False when the sender already stored this ``clientMsgId``
-    in the room: the original comes back, stored and delivered once.
+    in the room: the original comes back, stored and delivered once. Messages
+    sent at the same moment are stored together (``MessageWriter``).
     """
-    room_id, client_msg_id = body["roomId"], body.get("clientMsgId")
+    return await ctx.message_writer.submit(
+        user_id, body["roomId"], body["content"], body.get("clientMsgId"))
+
+
+async def store_one(db, broker, user_id, room_id, content, client_msg_id):
+    """Store one message in a transaction of its own; returns ``(created, Message)``."""
 
     async def store(tx):
         rows, seq = await tx.execute("take_message_seq", room_id=room_id, user_id=user_id)
         if rows != 1:
             await room_access(tx, user_id, room_id)  # says which: no room, or not a member
             raise errors.NotRoomMember()
-        row = {"room_id": room_id, "seq": seq, "sender_id": user_id,
-               "content": body["content"], "client_msg_id": client_msg_id,
-               "created_at": utcnow()}
+        row = {"room_id": room_id, "seq": seq, "sender_id": user_id, "content": content,
+               "client_msg_id": client_msg_id, "created_at": utcnow()}
         _, row["message_id"] = await tx.execute("insert_message", **row)
         message = message_view(row)
-        tx.after_commit(ctx.broker.publish, room_id, {"type": "message", "message": message})
+        tx.after_commit(broker.publish, room_id, {"type": "message", "message": message})
         return message
 
     try:
-        return True, await ctx.db.transaction("send_message", store)
+        return True, await db.transaction("send_message", store)
     except Exception as exc:
         if client_msg_id is None or not is_duplicate(exc):
             raise
     # The sender stored this clientMsgId in the room before: the retry gets
     # the original back (the seq taken for it was rolled back).
-    existing = await _by_client_id(ctx, room_id, user_id, client_msg_id)
+    existing = await _by_client_id(db, room_id, user_id, client_msg_id)
     if existing is None:
         raise errors.Internal()
     return False, existing
 
 
-async def _by_client_id(ctx, room_id, sender_id, client_msg_id):
-    row = await ctx.db.fetch_one("get_message_by_client_id", room_id=room_id,
+async def _by_client_id(db, room_id, sender_id, client_msg_id):
+    row = await db.fetch_one("get_message_by_client_id", room_id=room_id,
                                  sender_id=sender_id, client_msg_id=client_msg_id)
     return None if row is None else message_view(row)
 

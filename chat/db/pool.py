@@ -71,6 +71,16 @@ class _Runner:
         finally:
             await cur.close()
 
+    async def execute_many(self, name, rows):
+        """Run an ``INSERT ... VALUES`` for every dict in ``rows``, as one statement."""
+        query = self._queries[name]
+        cur = await self._conn.cursor()
+        try:
+            await cur.executemany(query.sql, [query.bind(row) for row in rows])
+            return cur.rowcount
+        finally:
+            await cur.close()
+
 
 class Transaction(_Runner):
     def __init__(self, queries, conn, name):

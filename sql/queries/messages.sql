@@ -47,3 +47,31 @@ FROM messages
 WHERE room_id = %(room_id)s AND seq > %(after)s AND seq < %(before)s
 ORDER BY seq DESC
 LIMIT %(limit)s;
+
+-- name: lock_rooms_for_messages
+-- Locks the rooms of a batch of messages, in room_id order (so two batches
+-- never wait on each other in a circle), and returns their latest seq.
+-- room_ids is a non-empty tuple.
+SELECT room_id, last_seq FROM rooms WHERE room_id IN %(room_ids)s ORDER BY room_id FOR UPDATE;
+
+-- name: members_among
+-- Which (room_id, user_id) pairs of a non-empty tuple are memberships. Run
+-- under lock_rooms_for_messages: joins and leaves wait for those locks.
+SELECT room_id, user_id FROM room_members WHERE (room_id, user_id) IN %(pairs)s;
+
+-- name: messages_by_client_ids
+-- The stored messages among (room_id, sender_id, client_msg_id) triples of a
+-- non-empty tuple; no lock.
+SELECT message_id, room_id, seq, sender_id, content, client_msg_id, created_at
+FROM messages WHERE (room_id, sender_id, client_msg_id) IN %(keys)s;
+
+-- name: message_ids_by_seq
+-- The ids of messages just inserted, by their (room_id, seq) pairs.
+SELECT message_id, room_id, seq FROM messages WHERE (room_id, seq) IN %(keys)s;
+
+-- name: sync_last_seq
+-- After a batch insert, sets each room's counter to its latest stored seq;
+-- run under lock_rooms_for_messages. room_ids is a non-empty tuple.
+UPDATE rooms r
+SET r.last_seq = (SELECT MAX(m.seq) FROM messages m WHERE m.room_id = r.room_id)
+WHERE r.room_id IN %(room_ids)s;
