@@ -53,19 +53,27 @@ class _Pending:
 
 
 class MessageWriter:
-    def __init__(self, db, broker, max_batch=200):
+    """Up to ``writers`` batches are written at once, each of up to ``max_batch`` messages.
+
+    Two batches that share a room take its lock one after the other, so that
+    room's seqs follow the order its batches committed in.
+    """
+
+    def __init__(self, db, broker, max_batch=100, writers=3):
         self._db = db
         self._broker = broker
         self._max_batch = max_batch
+        self._max_writers = writers
+        self._writers = 0
         self._queue = []
-        self._writing = None
 
     def submit(self, user_id, room_id, content, client_msg_id):
         """Queue a message; the future resolves to ``(created, Message)`` or raises."""
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(user_id, room_id, content, client_msg_id, future))
-        if self._writing is None:
-            self._writing = asyncio.ensure_future(self._write_queue())
+        if self._writers < self._max_writers:
+            self._writers += 1
+            asyncio.ensure_future(self._write_queue())
         return future
 
     async def _write_queue(self):
@@ -75,7 +83,7 @@ class MessageWriter:
                 del self._queue[:self._max_batch]
                 await self._write(batch)
         finally:
-            self._writing = None
+            self._writers -= 1
 
     async def _write(self, batch):
         if len(batch) == 1:
