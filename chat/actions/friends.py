@@ -33,6 +33,14 @@ def _request_id(text):
     raise errors.NotFound("No such friend request.")
 
 
+async def _request_of(ctx, request_id, party, user_id):
+    """The request if ``user_id`` is its ``party`` (receiver or sender); else NotFound."""
+    request = await ctx.db.fetch_one("get_friend_request", request_id=request_id)
+    if request is None or not _same(request[party], user_id):
+        raise errors.NotFound("No such friend request.")
+    return request
+
+
 async def _lock_pair(tx, a, b):
     """Lock both users' rows; returns the userIds found, as stored."""
     return [row["user_id"] for row in await tx.fetch_all("lock_user_pair", a=a, b=b)]
@@ -109,9 +117,7 @@ async def _answer(tx, request, status, now):
 async def respond(ctx, user_id, request_id, accept):
     """The receiver accepts or declines a pending request; anyone else gets 404."""
     request_id = _request_id(request_id)
-    request = await ctx.db.fetch_one("get_friend_request", request_id=request_id)
-    if request is None or not _same(request["to_user_id"], user_id):
-        raise errors.NotFound("No such friend request.")
+    request = await _request_of(ctx, request_id, "to_user_id", user_id)
 
     async def answer(tx):
         await _lock_pair(tx, request["from_user_id"], request["to_user_id"])
@@ -129,9 +135,7 @@ async def respond(ctx, user_id, request_id, accept):
 async def withdraw(ctx, user_id, request_id):
     """The sender deletes a request that is still pending; otherwise 404."""
     request_id = _request_id(request_id)
-    request = await ctx.db.fetch_one("get_friend_request", request_id=request_id)
-    if request is None or not _same(request["from_user_id"], user_id):
-        raise errors.NotFound("No such friend request.")
+    request = await _request_of(ctx, request_id, "from_user_id", user_id)
 
     async def delete(tx):
         await _lock_pair(tx, request["from_user_id"], request["to_user_id"])

@@ -26,7 +26,7 @@ import logging
 from .. import errors
 from ..db.pool import is_duplicate
 from ..timeutil import utcnow
-from . import messages
+from . import messages, views
 
 log = logging.getLogger("chat.messages")
 
@@ -147,12 +147,12 @@ class MessageWriter:
                     new[p.client_key] = row
         if rows:
             await self._insert(tx, rows)
-        views = {id(row): messages.message_view(row) for row in rows}
+        shown = {id(row): views.message(row) for row in rows}
         for row in rows:
             tx.after_commit(self._broker.publish, row["room_id"],
-                            {"type": "message", "message": views[id(row)]})
+                            {"type": "message", "message": shown[id(row)]})
         # A stored row becomes its Message; an original found stored already is one.
-        return [(o[0], views.get(id(o[1]), o[1])) if isinstance(o, tuple) else o
+        return [(o[0], shown.get(id(o[1]), o[1])) if isinstance(o, tuple) else o
                 for o in outcomes]
 
     async def _stored_originals(self, tx, batch, members):
@@ -163,7 +163,7 @@ class MessageWriter:
             return {}
         rows = await tx.fetch_all("messages_by_client_ids", keys=keys)
         return {(r["room_id"], r["sender_id"].lower(), r["client_msg_id"]):
-                messages.message_view(r) for r in rows}
+                views.message(r) for r in rows}
 
     async def _insert(self, tx, rows):
         await tx.execute_many("insert_message", rows)

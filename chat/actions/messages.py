@@ -9,18 +9,13 @@ has committed.
 
 from .. import errors
 from ..db.pool import is_duplicate
-from ..timeutil import iso, utcnow
+from ..timeutil import utcnow
+from . import views
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 # Above every seq: the open end of a range.
 NO_UPPER_BOUND = 2**63 - 1
-
-
-def message_view(row):
-    return {"messageId": str(row["message_id"]), "roomId": row["room_id"],
-            "seq": int(row["seq"]), "senderId": row["sender_id"], "content": row["content"],
-            "clientMsgId": row["client_msg_id"], "createdAt": iso(row["created_at"])}
 
 
 async def room_access(db, user_id, room_id):
@@ -58,7 +53,7 @@ async def store_one(db, broker, user_id, room_id, content, client_msg_id):
         row = {"room_id": room_id, "seq": seq, "sender_id": user_id, "content": content,
                "client_msg_id": client_msg_id, "created_at": utcnow()}
         _, row["message_id"] = await tx.execute("insert_message", **row)
-        message = message_view(row)
+        message = views.message(row)
         tx.after_commit(broker.publish, room_id, {"type": "message", "message": message})
         return message
 
@@ -78,7 +73,7 @@ async def store_one(db, broker, user_id, room_id, content, client_msg_id):
 async def _by_client_id(db, room_id, sender_id, client_msg_id):
     row = await db.fetch_one("get_message_by_client_id", room_id=room_id,
                                  sender_id=sender_id, client_msg_id=client_msg_id)
-    return None if row is None else message_view(row)
+    return None if row is None else views.message(row)
 
 
 async def list_messages(ctx, user_id, args):
@@ -104,7 +99,7 @@ async def list_messages(ctx, user_id, args):
         rows = await ctx.db.fetch_all("list_messages_descending", **bounds)
         has_more = len(rows) > limit
         rows = rows[:limit][::-1]
-    return {"messages": [message_view(row) for row in rows], "hasMore": has_more}
+    return {"messages": [views.message(row) for row in rows], "hasMore": has_more}
 
 
 async def messages_between(ctx, room_id, after, upto, limit=MAX_LIMIT):
@@ -114,7 +109,7 @@ async def messages_between(ctx, room_id, after, upto, limit=MAX_LIMIT):
     """
     rows = await ctx.db.fetch_all("list_messages_ascending", room_id=room_id, after=after,
                                   before=upto + 1, limit=limit)
-    return [message_view(row) for row in rows]
+    return [views.message(row) for row in rows]
 
 
 async def typing(ctx, user_id, room_id, member_known=False):

@@ -31,3 +31,9 @@ def friend_request(row):
             "toUserId": row["to_user_id"], "status": row["status"],
             "createdAt": iso(row["created_at"]),
             "respondedAt": iso(responded_at) if responded_at else None}
+
+
+def message(row):
+    return {"messageId": str(row["message_id"]), "roomId": row["room_id"],
+            "seq": int(row["seq"]), "senderId": row["sender_id"], "content": row["content"],
+            "clientMsgId": row["client_msg_id"], "createdAt": iso(row["created_at"])}

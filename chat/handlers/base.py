@@ -32,8 +32,31 @@ def bearer_token(request):
     return token.strip()
 
 
+class JsonErrors:
+    """Answers every error, HTTP or WebSocket handshake, in the contract's JSON shape."""
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, errors.ChatError):
+            error = exc
+        elif isinstance(exc, web.HTTPError) or exc is None:
+            error = errors.for_status(status_code)
+        else:
+            error = errors.Internal()
+        self.set_status(error.status)
+        for name, value in error.headers.items():
+            self.set_header(name, value)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps(error.to_json()))
+
+    def log_exception(self, typ, value, tb):
+        if isinstance(value, errors.ChatError) and value.status < 500:
+            return  # an expected refusal, already answered
+        super().log_exception(typ, value, tb)
+
+
 @web.stream_request_body
-class ApiHandler(web.RequestHandler):
+class ApiHandler(JsonErrors, web.RequestHandler):
     """Reads the body as it streams in, so an oversized one gets a JSON 413."""
 
     auth_required = True
@@ -100,25 +123,6 @@ class ApiHandler(web.RequestHandler):
             self.finish()
         else:
             self.finish(dumps(body))
-
-    def write_error(self, status_code, **kwargs):
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, errors.ChatError):
-            error = exc
-        elif isinstance(exc, web.HTTPError) or exc is None:
-            error = errors.for_status(status_code)
-        else:
-            error = errors.Internal()
-        self.set_status(error.status)
-        for name, value in error.headers.items():
-            self.set_header(name, value)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(dumps(error.to_json()))
-
-    def log_exception(self, typ, value, tb):
-        if isinstance(value, errors.ChatError) and value.status < 500:
-            return  # an expected refusal, already answered
-        super().log_exception(typ, value, tb)
 
 
 class NotFoundHandler(ApiHandler):

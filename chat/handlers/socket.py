@@ -21,7 +21,7 @@ from tornado import ioloop, websocket
 from .. import errors, schemas
 from ..actions import messages
 from ..hub import encode
-from .base import authenticate, bearer_token, dumps
+from .base import JsonErrors, authenticate, bearer_token
 
 log = logging.getLogger("chat.ws")
 
@@ -49,7 +49,7 @@ def _ref(frame):
     return ref if isinstance(ref, str) and len(ref) <= 64 else None
 
 
-class SocketHandler(websocket.WebSocketHandler):
+class SocketHandler(JsonErrors, websocket.WebSocketHandler):
     def initialize(self, ctx, hub):
         self.ctx = ctx
         self.hub = hub
@@ -84,18 +84,6 @@ class SocketHandler(websocket.WebSocketHandler):
 
     def check_origin(self, origin):
         return True  # checked in prepare(), which answers a refusal in the JSON error shape
-
-    def write_error(self, status_code, **kwargs):
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        error = exc if isinstance(exc, errors.ChatError) else errors.for_status(status_code)
-        self.set_status(error.status)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(dumps(error.to_json()))
-
-    def log_exception(self, typ, value, tb):
-        if isinstance(value, errors.ChatError) and value.status < 500:
-            return  # an expected refusal, already answered
-        super().log_exception(typ, value, tb)
 
     def open(self):
         self.set_nodelay(True)
