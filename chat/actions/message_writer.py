@@ -6,18 +6,17 @@ all (up to ``max_batch``) in one transaction:
 
 1. lock the batch's rooms in room_id order and read their latest seq;
 2. check every sender's membership (joins and leaves wait for the room locks);
-3. find clientMsgIds already stored (their originals are answered, not stored);
-4. give each new message the next seq of its room, in the order they were
-   sent, and insert them all in one statement;
-5. read their ids back, set each room's counter to its latest seq, commit;
-6. publish each message after commit, in seq order per room.
+3. give each message the next seq of its room, in the order they were sent,
+   and insert them all in one statement;
+4. read their ids back, set each room's counter to its latest seq, commit;
+5. publish each message after commit, in seq order per room.
 
 Per room, seqs still run 1, 2, 3, ... without gaps: a room's counter moves
 only under its lock, and only by the messages stored. A message that cannot
 be stored (unknown room, not a member) fails alone. A lone message uses the
 one-message path; so does every message of a batch whose insert met a
-duplicate key, which only happens when another process stored the same
-clientMsgId at the same moment.
+duplicate key: a clientMsgId sent again (a retry), which that path answers
+with the original.
 """
 
 import asyncio
@@ -44,12 +43,6 @@ class _Pending:
     @property
     def member_key(self):
         return self.room_id, self.user_id.lower()
-
-    @property
-    def client_key(self):
-        if self.client_msg_id is None:
-            return None
-        return self.room_id, self.user_id.lower(), self.client_msg_id
 
 
 class MessageWriter:
@@ -123,47 +116,27 @@ class MessageWriter:
         if pairs:
             members = {(row["room_id"], row["user_id"].lower())
                        for row in await tx.fetch_all("members_among", pairs=pairs)}
-        stored = await self._stored_originals(tx, batch, members)
-
-        outcomes, rows, new = [], [], {}  # new: client key -> row stored in this batch
+        outcomes, rows = [], []
         now = utcnow()
         for p in batch:
             if p.room_id not in last:
                 outcomes.append(errors.NotFound("No such room."))
             elif p.member_key not in members:
                 outcomes.append(errors.NotRoomMember())
-            elif p.client_key in stored:
-                outcomes.append((False, stored[p.client_key]))
-            elif p.client_key is not None and p.client_key in new:
-                outcomes.append((False, new[p.client_key]))  # sent twice in one batch
             else:
                 last[p.room_id] += 1
                 row = {"room_id": p.room_id, "seq": last[p.room_id], "sender_id": p.user_id,
                        "content": p.content, "client_msg_id": p.client_msg_id,
                        "created_at": now}
                 rows.append(row)
-                outcomes.append((True, row))
-                if p.client_key is not None:
-                    new[p.client_key] = row
+                outcomes.append(row)
         if rows:
             await self._insert(tx, rows)
         shown = {id(row): views.message(row) for row in rows}
         for row in rows:
             tx.after_commit(self._broker.publish, row["room_id"],
                             {"type": "message", "message": shown[id(row)]})
-        # A stored row becomes its Message; an original found stored already is one.
-        return [(o[0], shown.get(id(o[1]), o[1])) if isinstance(o, tuple) else o
-                for o in outcomes]
-
-    async def _stored_originals(self, tx, batch, members):
-        """Messages already stored under the batch's clientMsgIds, by client key."""
-        keys = tuple({(p.room_id, p.user_id, p.client_msg_id) for p in batch
-                      if p.client_msg_id is not None and p.member_key in members})
-        if not keys:
-            return {}
-        rows = await tx.fetch_all("messages_by_client_ids", keys=keys)
-        return {(r["room_id"], r["sender_id"].lower(), r["client_msg_id"]):
-                views.message(r) for r in rows}
+        return [(True, shown[id(o)]) if isinstance(o, dict) else o for o in outcomes]
 
     async def _insert(self, tx, rows):
         await tx.execute_many("insert_message", rows)

@@ -59,12 +59,6 @@ SELECT room_id, last_seq FROM rooms WHERE room_id IN %(room_ids)s ORDER BY room_
 -- under lock_rooms_for_messages: joins and leaves wait for those locks.
 SELECT room_id, user_id FROM room_members WHERE (room_id, user_id) IN %(pairs)s;
 
--- name: messages_by_client_ids
--- The stored messages among (room_id, sender_id, client_msg_id) triples of a
--- non-empty tuple; no lock.
-SELECT message_id, room_id, seq, sender_id, content, client_msg_id, created_at
-FROM messages WHERE (room_id, sender_id, client_msg_id) IN %(keys)s;
-
 -- name: message_ids_by_seq
 -- The ids of messages just inserted, by their (room_id, seq) pairs.
 SELECT message_id, room_id, seq FROM messages WHERE (room_id, seq) IN %(keys)s;
