@@ -75,7 +75,7 @@ class Settings:
     redis_url: str = dataclasses.field(default="", repr=False)
     ws_auth_timeout: float = 10.0
     ws_ping_interval: float = 30.0
-    ws_token_recheck: float = 30.0
+    token_recheck: float = 30.0
     ws_max_buffer_bytes: int = 1048576
     debug: bool = False
 
@@ -103,8 +103,8 @@ def _define_options():
     d("redis_url", default="", help="redis://host:port/db for fan-out across processes")
     d("ws_auth_timeout", default=10.0, type=float, help="seconds to send the auth frame")
     d("ws_ping_interval", default=30.0, type=float, help="seconds between WebSocket pings")
-    d("ws_token_recheck", default=30.0, type=float,
-      help="seconds between checks of open sockets' tokens against revocations")
+    d("token_recheck", default=30.0, type=float,
+      help="seconds within which a logout the broker lost still takes effect")
     d("ws_max_buffer_bytes", default=1048576, type=int,
       help="pending output after which a slow WebSocket client is dropped")
     d("debug", default=False, type=bool, help="Tornado debug mode (never in production)")
@@ -201,7 +201,7 @@ def build_settings(o, var_dir):
         redis_url=o["redis_url"],
         ws_auth_timeout=o["ws_auth_timeout"],
         ws_ping_interval=o["ws_ping_interval"],
-        ws_token_recheck=o["ws_token_recheck"],
+        token_recheck=o["token_recheck"],
         ws_max_buffer_bytes=positive("ws_max_buffer_bytes", 65536),
         debug=o["debug"],
     )

@@ -14,7 +14,9 @@ The interface every broker offers:
   raises and never blocks.
 - ``on_revocation(listener)`` / ``revoke_token(jti)``: a logged-out token, so
   every process can close the sockets opened with it.
-- ``healthy``: False while the broker cannot reach its transport.
+- ``healthy``: False while the broker cannot reach its transport;
+  ``outages``: how many times it has lost it (revocations published meanwhile
+  may never arrive).
 - After the transport was down, each room's listeners get
   ``{"type": "resync", "roomId": ...}`` once the room's subscription is back
   in effect: events published meanwhile may be lost, and a listener that must
@@ -90,6 +92,10 @@ class LocalBroker:
     def healthy(self):
         return True
 
+    @property
+    def outages(self):
+        return 0
+
     async def close(self):
         self._rooms.clear()
 
@@ -140,6 +146,7 @@ class RedisBroker:
         self._sub_ok = False
         self._pub_ok = True
         self._was_healthy = None
+        self._outages = 0
         self._closing = False
         self._sync_pending = False
         self._redis = None
@@ -218,6 +225,10 @@ class RedisBroker:
     @property
     def healthy(self):
         return self._sub_ok and self._pub_ok
+
+    @property
+    def outages(self):
+        return self._outages
 
     async def close(self):
         """Stop the tasks, send what is still queued (if Redis answers), disconnect."""
@@ -441,6 +452,7 @@ class RedisBroker:
                      _safe_url(self._url))
             self._wake()
         else:
+            self._outages += 1
             log.warning("Redis unreachable at %s (%s); messages are still stored, "
                         "fan-out to other processes resumes on reconnect",
                         _safe_url(self._url), error)

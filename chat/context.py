@@ -3,6 +3,7 @@
 import dataclasses
 
 from . import ratelimit, security
+from .revocations import Revocations
 from .actions.message_writer import MessageWriter
 
 
@@ -14,6 +15,7 @@ class Context:
     passwords: security.PasswordHasher
     room_passwords: security.VerifiedPasswords
     tokens: security.TokenIssuer
+    revocations: Revocations
     login_limiter: ratelimit.RateLimiter
     message_writer: MessageWriter
 
@@ -27,6 +29,7 @@ class Context:
             passwords=passwords,
             room_passwords=security.VerifiedPasswords(passwords),
             tokens=security.TokenIssuer(settings.jwt_secret, settings.token_ttl),
+            revocations=Revocations(db, broker, settings.token_recheck, settings.token_ttl),
             login_limiter=ratelimit.RateLimiter(settings.login_attempts, settings.login_window),
             message_writer=MessageWriter(db, broker),
         )

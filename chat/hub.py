@@ -257,7 +257,7 @@ class Hub:
         Runs while any authenticated socket is open.
         """
         while True:
-            await asyncio.sleep(self.ctx.settings.ws_token_recheck)
+            await asyncio.sleep(self.ctx.settings.token_recheck)
             jtis = list(self._by_jti)
             for start in range(0, len(jtis), TOKEN_CHECK_BATCH):
                 batch = tuple(jtis[start:start + TOKEN_CHECK_BATCH])

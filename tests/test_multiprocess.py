@@ -213,6 +213,10 @@ async def test_logout_on_one_process_closes_the_sockets_on_the_other(server_proc
     assert (await a.api.post("/api/logout", token=user.token)).status == 204
     assert await on_b.read() is None and on_b.conn.close_code == 4001
     assert await on_a.read() is None and on_a.conn.close_code == 4001
+    # B heard of the logout (it closed the socket): its HTTP API refuses the token too,
+    # although B had checked that token before.
+    refused = await b.api.get(f"/api/profile/{user.user_id}", token=user.token)
+    assert (refused.status, refused.body["error"]["code"]) == (401, "unauthorized")
     # Only that token's sockets: the same user's other login stays connected.
     other_token.send(type="ping", ref="p")
     assert await other_token.read() == {"type": "pong", "ref": "p"}

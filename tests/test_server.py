@@ -7,10 +7,11 @@ import signal
 import socket
 import time
 
+import jwt
 import pytest
 from tornado import httpclient
 
-from conftest import PASSWORD
+from conftest import PASSWORD, TEST_SECRET, query
 
 
 async def eventually(check, timeout=15, what="condition"):
@@ -121,3 +122,26 @@ async def test_sigint_with_idle_keepalive_connection_exits_promptly(server_procs
     assert code == 0
     assert time.monotonic() - started < 3
     assert "SIGINT received" in server.log()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_logout_lost_during_a_redis_outage_still_takes_effect(
+        private_redis, server_procs, sql):
+    server = server_procs(redis_url=private_redis.url)
+    user = await server.api.user()
+    path = f"/api/profile/{user.user_id}"
+    assert (await server.api.get(path, token=user.token)).status == 200
+
+    private_redis.stop()
+    await eventually(lambda: _is(server, "down"), what="broker down")
+    # A logout served by another process while Redis was down: only the
+    # database knows of it. The process had this token checked already.
+    claims = jwt.decode(user.token, TEST_SECRET, algorithms=["HS256"])
+    query(sql, "INSERT INTO revoked_tokens (jti, user_id, expires_at) "
+               "VALUES (%s, %s, UTC_TIMESTAMP() + INTERVAL 1 HOUR)",
+          claims["jti"], user.user_id)
+    resp = await server.api.get(path, token=user.token)
+    assert (resp.status, resp.body["error"]["code"]) == (401, "unauthorized")
+    private_redis.start()
+    await eventually(lambda: _is(server, "ok"), what="broker back")
+    assert (await server.api.get(path, token=user.token)).status == 401

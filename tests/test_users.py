@@ -437,3 +437,19 @@ async def test_a_token_already_used_is_refused_once_it_expires(api):
     await asyncio.sleep(2.2)
     resp = await api.get(path, token=user.token)
     assert (resp.status, resp.body["error"]["code"]) == (401, "unauthorized")
+
+
+@pytest.mark.gen_test
+@pytest.mark.settings(token_recheck=0.3)
+async def test_a_logout_known_only_to_the_database_takes_effect_within_the_recheck(api, sql):
+    user = await api.user()
+    path = f"/api/profile/{user.user_id}"
+    assert (await api.get(path, token=user.token)).status == 200
+    claims = jwt.decode(user.token, TEST_SECRET, algorithms=["HS256"])
+    # As a logout served by another process whose broadcast was lost leaves it.
+    query(sql, "INSERT INTO revoked_tokens (jti, user_id, expires_at) "
+               "VALUES (%s, %s, UTC_TIMESTAMP() + INTERVAL 1 HOUR)",
+          claims["jti"], user.user_id)
+    await asyncio.sleep(0.5)
+    resp = await api.get(path, token=user.token)
+    assert (resp.status, resp.body["error"]["code"]) == (401, "unauthorized")

@@ -485,7 +485,7 @@ async def test_logout_closes_the_tokens_sockets_with_4001(api):
 
 
 @pytest.mark.gen_test
-@pytest.mark.settings(ws_token_recheck=0.3)
+@pytest.mark.settings(token_recheck=0.3)
 async def test_a_revocation_the_broker_never_carried_still_closes_the_socket(api, sql):
     user = await api.user()
     sock = await api.socket(user)

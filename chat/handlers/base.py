@@ -19,7 +19,7 @@ async def authenticate(ctx, token):
     claims = ctx.tokens.verify(token) if token else None
     if claims is None:
         return None
-    if await ctx.db.fetch_one("is_token_revoked", jti=claims["jti"]):
+    if await ctx.revocations.is_revoked(claims):
         return None
     return claims
 
