@@ -102,10 +102,10 @@ async def join_room(ctx, user_id, body):
         now = utcnow()
         if token is not None:
             target = await _use_invitation(tx, token, user_id, now)
-        room = await tx.fetch_one("lock_room", room_id=target)
+        room = await tx.fetch_one("lock_room", room_id=target, user_id=user_id)
         if room is None:
             raise errors.NotFound("No such room.")
-        if await tx.fetch_one("get_membership", room_id=target, user_id=user_id):
+        if room["member_id"] is not None:
             user = await tx.fetch_one("get_user", user_id=user_id)
             return room, 0, user["avail_coins"]
         if room["member_count"] >= room["capacity"]:
@@ -161,17 +161,16 @@ async def _charge(ctx, tx, user, room_id, now):
 
 async def leave_room(ctx, user_id, room_id):
     async def leave(tx):
-        room = await tx.fetch_one("lock_room", room_id=room_id)
+        room = await tx.fetch_one("lock_room", room_id=room_id, user_id=user_id)
         if room is None:
             raise errors.NotFound("No such room.")
-        member = await tx.fetch_one("get_membership", room_id=room_id, user_id=user_id)
+        member = room["member_id"]
         if member is None:
             raise errors.NotRoomMember()
         if room["owner_id"].lower() == user_id.lower():
             raise errors.Forbidden("The owner cannot leave their own room.")
-        await tx.execute("delete_membership", room_id=room_id, user_id=member["user_id"])
+        await tx.execute("delete_membership", room_id=room_id, user_id=member)
         await tx.execute("free_seat", room_id=room_id)
-        tx.after_commit(ctx.broker.publish, room_id,
-                        _room_event("member_left", room_id, member["user_id"]))
+        tx.after_commit(ctx.broker.publish, room_id, _room_event("member_left", room_id, member))
 
     await ctx.db.transaction("leave_room", leave)

@@ -67,6 +67,11 @@ class ApiHandler(JsonErrors, web.RequestHandler):
         self._chunks = []
         self._size = 0
 
+    def compute_etag(self):
+        # Answers are per user and never cached (Cache-Control: no-store):
+        # hashing every body for an ETag would be wasted work.
+        return None
+
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")

@@ -3,11 +3,6 @@
 INSERT INTO room_members (room_id, user_id, charged, joined_at)
 VALUES (%(room_id)s, %(user_id)s, %(charged)s, %(joined_at)s);
 
--- name: get_membership
--- Is the user a member? Under lock_room this answer holds until commit.
-SELECT room_id, user_id, charged, joined_at
-FROM room_members WHERE room_id = %(room_id)s AND user_id = %(user_id)s;
-
 -- name: delete_membership
 DELETE FROM room_members WHERE room_id = %(room_id)s AND user_id = %(user_id)s;
 

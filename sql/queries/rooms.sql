@@ -10,10 +10,16 @@ SELECT room_id, name, owner_id, password_hash, capacity, member_count, created_a
 FROM rooms WHERE room_id = %(room_id)s;
 
 -- name: lock_room
--- Locks the room row: every change of its membership happens under this lock,
--- so joins, leaves and the capacity check are serialized per room.
-SELECT room_id, name, owner_id, capacity, member_count, created_at
-FROM rooms WHERE room_id = %(room_id)s FOR UPDATE;
+-- Locks the room row, and the user's membership row if there is one: every
+-- change of a room's membership happens under this lock, so joins, leaves
+-- and the capacity check are serialized per room. member_id is the user's
+-- userId as stored when a member, NULL when not.
+SELECT r.room_id, r.name, r.owner_id, r.capacity, r.member_count, r.created_at,
+       m.user_id AS member_id
+FROM rooms r
+LEFT JOIN room_members m ON m.room_id = r.room_id AND m.user_id = %(user_id)s
+WHERE r.room_id = %(room_id)s
+FOR UPDATE;
 
 -- name: take_seat
 -- Affects no row when the room is full; run under lock_room.
