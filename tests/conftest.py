@@ -18,6 +18,7 @@ import secrets
 import sys
 from urllib.parse import urlencode
 
+import jwt
 import pymysql
 import pytest
 from tornado import httpclient, websocket
@@ -80,6 +81,13 @@ def query(conn, statement, *args):
     with conn.cursor(pymysql.cursors.DictCursor) as cur:
         cur.execute(statement, args)
         return cur.fetchall()
+
+
+def revoke_behind_the_broker(conn, user):
+    """Revoke ``user``'s token in the database only, as a logout whose broadcast was lost."""
+    claims = jwt.decode(user.token, TEST_SECRET, algorithms=["HS256"])
+    query(conn, "INSERT INTO revoked_tokens (jti, user_id, expires_at) "
+                "VALUES (%s, %s, UTC_TIMESTAMP() + INTERVAL 1 HOUR)", claims["jti"], user.user_id)
 
 
 @pytest.fixture

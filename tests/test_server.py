@@ -7,11 +7,10 @@ import signal
 import socket
 import time
 
-import jwt
 import pytest
 from tornado import httpclient
 
-from conftest import PASSWORD, TEST_SECRET, query
+from conftest import PASSWORD, revoke_behind_the_broker
 
 
 async def eventually(check, timeout=15, what="condition"):
@@ -136,10 +135,7 @@ async def test_a_logout_lost_during_a_redis_outage_still_takes_effect(
     await eventually(lambda: _is(server, "down"), what="broker down")
     # A logout served by another process while Redis was down: only the
     # database knows of it. The process had this token checked already.
-    claims = jwt.decode(user.token, TEST_SECRET, algorithms=["HS256"])
-    query(sql, "INSERT INTO revoked_tokens (jti, user_id, expires_at) "
-               "VALUES (%s, %s, UTC_TIMESTAMP() + INTERVAL 1 HOUR)",
-          claims["jti"], user.user_id)
+    revoke_behind_the_broker(sql, user)
     resp = await server.api.get(path, token=user.token)
     assert (resp.status, resp.body["error"]["code"]) == (401, "unauthorized")
     private_redis.start()

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from chat import openapi
-from conftest import PASSWORD, TEST_SECRET, query, served_routes
+from conftest import PASSWORD, TEST_SECRET, query, revoke_behind_the_broker, served_routes
 
 ADMIN_KEY = "operator-key-" + "0123456789abcdef"
 OWN_PROFILE = {"userId", "name", "isPrime", "createdAt", "phone", "deviceId", "availCoins",
@@ -445,11 +445,8 @@ async def test_a_logout_known_only_to_the_database_takes_effect_within_the_reche
     user = await api.user()
     path = f"/api/profile/{user.user_id}"
     assert (await api.get(path, token=user.token)).status == 200
-    claims = jwt.decode(user.token, TEST_SECRET, algorithms=["HS256"])
     # As a logout served by another process whose broadcast was lost leaves it.
-    query(sql, "INSERT INTO revoked_tokens (jti, user_id, expires_at) "
-               "VALUES (%s, %s, UTC_TIMESTAMP() + INTERVAL 1 HOUR)",
-          claims["jti"], user.user_id)
+    revoke_behind_the_broker(sql, user)
     await asyncio.sleep(0.5)
     resp = await api.get(path, token=user.token)
     assert (resp.status, resp.body["error"]["code"]) == (401, "unauthorized")

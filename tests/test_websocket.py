@@ -7,7 +7,7 @@ import jwt
 import pytest
 from tornado import httpclient
 
-from conftest import TEST_SECRET, query
+from conftest import TEST_SECRET, query, revoke_behind_the_broker
 from test_messages import room_with, send
 
 
@@ -489,12 +489,9 @@ async def test_logout_closes_the_tokens_sockets_with_4001(api):
 async def test_a_revocation_the_broker_never_carried_still_closes_the_socket(api, sql):
     user = await api.user()
     sock = await api.socket(user)
-    claims = jwt.decode(user.token, TEST_SECRET, algorithms=["HS256"])
     # Written straight to the database, as a logout on a process whose
     # broadcast was lost would leave it.
-    query(sql, "INSERT INTO revoked_tokens (jti, user_id, expires_at) "
-               "VALUES (%s, %s, UTC_TIMESTAMP() + INTERVAL 1 HOUR)",
-          claims["jti"], user.user_id)
+    revoke_behind_the_broker(sql, user)
     assert (await sock.closed(5))[0] == 4001
 
 
