@@ -58,6 +58,9 @@ class MessageWriter:
         self._max_batch = max_batch
         self._max_writers = writers
         self._writers = 0
+        # The loop holds tasks only weakly: a writer waiting on the database
+        # could otherwise be collected with its batch unanswered.
+        self._tasks = set()
         self._queue = []
 
     def submit(self, user_id, room_id, content, client_msg_id):
@@ -66,7 +69,9 @@ class MessageWriter:
         self._queue.append(_Pending(user_id, room_id, content, client_msg_id, future))
         if self._writers < self._max_writers:
             self._writers += 1
-            asyncio.ensure_future(self._write_queue())
+            task = asyncio.ensure_future(self._write_queue())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return future
 
     async def _write_queue(self):
@@ -76,6 +81,8 @@ class MessageWriter:
                 del self._queue[:self._max_batch]
                 await self._write(batch)
         finally:
+            # In the same step as the empty-queue check: a message queued
+            # from now on starts a writer of its own.
             self._writers -= 1
 
     async def _write(self, batch):
