@@ -1,6 +1,6 @@
 """Group commit of messages: the messages sent at the same moment share a transaction.
 
-One transaction a message costs four round trips and a log flush each. Here
+A transaction per message costs four round trips and a log flush. Here
 messages queue while a batch is being written, and the next batch takes them
 all (up to ``max_batch``) in one transaction:
 
@@ -49,7 +49,8 @@ class MessageWriter:
     """Up to ``writers`` batches are written at once, each of up to ``max_batch`` messages.
 
     Two batches that share a room take its lock one after the other, so that
-    room's seqs follow the order its batches committed in.
+    room's seqs follow the order its batches committed in. A WebSocket's frames
+    are handled one at a time, so one socket's messages keep their order.
     """
 
     def __init__(self, db, broker, max_batch=100, writers=3):
