@@ -20,6 +20,8 @@ others as soon as the broker delivers it (milliseconds), or at the latest
 import collections
 import time
 
+from .lru import Lru
+
 
 class Revocations:
     def __init__(self, db, broker, max_age, token_ttl, size=100000, clock=time.monotonic):
@@ -30,7 +32,7 @@ class Revocations:
         self._size = size
         self._clock = clock
         self._revoked = collections.OrderedDict()  # jti -> when it can be forgotten
-        self._clean = collections.OrderedDict()    # jti -> when the database said "not revoked"
+        self._clean = Lru(size)                    # jti -> when the database said "not revoked"
         self._heard = 0                            # logouts heard of so far
         self._outages = broker.outages
         broker.on_revocation(self._on_revocation)
@@ -68,8 +70,5 @@ class Revocations:
             self._remember_revoked(jti, self._clock() + self._token_ttl)
         elif (heard == self._heard and outages == self._broker.outages
               and self._broker.healthy):
-            self._clean[jti] = self._clock()
-            self._clean.move_to_end(jti)
-            if len(self._clean) > self._size:
-                self._clean.popitem(last=False)
+            self._clean.put(jti, self._clock())
         return revoked

@@ -8,7 +8,6 @@ is stored.
 """
 
 import asyncio
-import collections
 import concurrent.futures
 import hashlib
 import hmac
@@ -19,6 +18,8 @@ import uuid
 
 import bcrypt
 import jwt
+
+from .lru import Lru
 
 ALGORITHM = "HS256"
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further
@@ -71,8 +72,7 @@ class VerifiedPasswords:
     def __init__(self, hasher, size=10000):
         self._hasher = hasher
         self._key = secrets.token_bytes(32)
-        self._size = size
-        self._known = collections.OrderedDict()
+        self._known = Lru(size)
 
     async def verify(self, password, hashed):
         digest = hmac.new(self._key, hashed.encode("ascii") + b"\0" + password.encode("utf-8"),
@@ -82,9 +82,7 @@ class VerifiedPasswords:
             return True
         if not await self._hasher.verify(password, hashed):
             return False
-        self._known[digest] = None
-        if len(self._known) > self._size:
-            self._known.popitem(last=False)
+        self._known.put(digest, None)
         return True
 
 
@@ -99,8 +97,7 @@ class TokenIssuer:
     def __init__(self, secret, ttl, cache_size=10000):
         self._secret = secret
         self.ttl = ttl
-        self._cache_size = cache_size
-        self._checked = collections.OrderedDict()  # token -> claims
+        self._checked = Lru(cache_size)  # token -> claims
 
     def issue(self, user_id, device_id=None):
         """A new login token and its claims."""
@@ -121,9 +118,7 @@ class TokenIssuer:
             return None
         claims = self._decode(token)
         if claims is not None:
-            self._checked[token] = claims
-            if len(self._checked) > self._cache_size:
-                self._checked.popitem(last=False)
+            self._checked.put(token, claims)
         return claims
 
     def _decode(self, token):

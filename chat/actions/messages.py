@@ -72,7 +72,7 @@ async def store_one(db, broker, user_id, room_id, content, client_msg_id):
 
 async def _by_client_id(db, room_id, sender_id, client_msg_id):
     row = await db.fetch_one("get_message_by_client_id", room_id=room_id,
-                                 sender_id=sender_id, client_msg_id=client_msg_id)
+                             sender_id=sender_id, client_msg_id=client_msg_id)
     return None if row is None else views.message(row)
 
 
