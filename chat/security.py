@@ -60,13 +60,15 @@ class PasswordHasher:
 
 
 class VerifiedPasswords:
-    """Remembers passwords that matched a hash, so that checking them again is cheap.
+    """Remembers which password opened which room, so that checking it again is cheap.
 
     Every member of a room joins with the same room password: the first join
-    pays for bcrypt, the next ones find a keyed digest of (hash, password)
-    here. A wrong password is never remembered and always costs a full
-    bcrypt check, so guessing stays as slow as bcrypt makes it. The digests
-    are keyed with a secret of this process, and the memory is bounded.
+    loads the room's hash and pays for bcrypt, the next ones find a keyed
+    digest of (roomId, password) here and need neither. This is sound because
+    a room's password never changes once the room exists. A wrong password is
+    never remembered and always costs a full bcrypt check, so guessing stays
+    as slow as bcrypt makes it. The digests are keyed with a secret of this
+    process, and the memory is bounded.
     """
 
     def __init__(self, hasher, size=10000):
@@ -74,13 +76,14 @@ class VerifiedPasswords:
         self._key = secrets.token_bytes(32)
         self._known = Lru(size)
 
-    async def verify(self, password, hashed):
-        digest = hmac.new(self._key, hashed.encode("ascii") + b"\0" + password.encode("utf-8"),
+    async def verify(self, subject, password, load_hash):
+        """True when ``password`` is ``subject``'s; ``await load_hash()`` gives its hash."""
+        digest = hmac.new(self._key, subject.encode("utf-8") + b"\0" + password.encode("utf-8"),
                           hashlib.sha256).digest()
         if digest in self._known:
             self._known.move_to_end(digest)
             return True
-        if not await self._hasher.verify(password, hashed):
+        if not await self._hasher.verify(password, await load_hash()):
             return False
         self._known.put(digest, None)
         return True

@@ -5,7 +5,7 @@ import asyncio
 import pymysql
 import pytest
 
-from conftest import query
+from conftest import mysql_connect, query
 
 
 def ledger_matches_balance(sql, user_id):
@@ -160,6 +160,28 @@ async def test_concurrent_free_joins_use_the_free_join_once(api, sql):
     results = await asyncio.gather(*(api.join(user, r["roomId"]) for r in rooms))
     charged = sorted(r.body["charged"] for r in results if r.status == 200)
     assert charged == [0, 150]
+    assert ledger_matches_balance(sql, user.user_id) == (True, 0)
+
+
+@pytest.mark.gen_test
+async def test_a_join_waiting_on_the_free_join_taken_elsewhere_pays(api, sql, database):
+    # Another transaction holds the user's row while it takes their free join:
+    # the join waits for the row, then finds the free join gone and pays.
+    owner = await api.user(prime=True)
+    user = await api.user(coins=150)
+    room = await api.room(owner)
+    other = mysql_connect(database, database.database)
+    try:
+        other.begin()
+        query(other, "UPDATE users SET free_join_used = TRUE WHERE user_id = %s", user.user_id)
+        join = asyncio.ensure_future(api.join(user, room["roomId"]))
+        await asyncio.sleep(0.3)
+        assert not join.done()
+        other.commit()
+        resp = await join
+    finally:
+        other.close()
+    assert (resp.status, resp.body["charged"], resp.body["availCoins"]) == (200, 150, 0)
     assert ledger_matches_balance(sql, user.user_id) == (True, 0)
 
 

@@ -89,13 +89,17 @@ async def join_room(ctx, user_id, body):
     token = body.get("inviteToken")
     room_id = None
     if token is None:
-        room = await ctx.db.fetch_one("get_room", room_id=body["roomId"])
-        if room is None:
-            raise errors.NotFound("No such room.")
+        room_id = body["roomId"]
+
+        async def password_hash():
+            row = await ctx.db.fetch_one("get_room_password", room_id=room_id)
+            if row is None:
+                raise errors.NotFound("No such room.")
+            return row["password_hash"]
+
         # bcrypt runs before the transaction so no lock is held while it does.
-        if not await ctx.room_passwords.verify(body["password"], room["password_hash"]):
+        if not await ctx.room_passwords.verify(room_id, body["password"], password_hash):
             raise errors.WrongRoomPassword()
-        room_id = room["room_id"]
 
     async def join(tx):
         target = room_id
@@ -110,15 +114,13 @@ async def join_room(ctx, user_id, body):
             return room, 0, user["avail_coins"]
         if room["member_count"] >= room["capacity"]:
             raise errors.RoomFull()
-        user = await tx.fetch_one("lock_user", user_id=user_id)
-        charged, balance = await _charge(ctx, tx, user, target, now)
+        charged, balance = await _charge(ctx, tx, user_id, target, now)
         rows, _ = await tx.execute("take_seat", room_id=target)
         if rows != 1:
             raise errors.RoomFull()
-        await tx.execute("insert_membership", room_id=target, user_id=user["user_id"],
+        await tx.execute("insert_membership", room_id=target, user_id=user_id,
                          charged=charged, joined_at=now)
-        tx.after_commit(ctx.broker.publish, target,
-                        _room_event("member_joined", target, user["user_id"]))
+        tx.after_commit(ctx.broker.publish, target, _room_event("member_joined", target, user_id))
         return room, charged, balance
 
     room, charged, balance = await ctx.db.transaction("join_room", join)
@@ -138,25 +140,44 @@ async def _use_invitation(tx, token, user_id, now):
     return inv["room_id"]
 
 
-async def _charge(ctx, tx, user, room_id, now):
-    """The price of this join, taken under the user's row lock: (charged, new balance)."""
+async def _charge(ctx, tx, user_id, room_id, now):
+    """The price of this join, taken under the user's row lock: (charged, new balance).
+
+    The common case, a paying member who can pay, is one conditional UPDATE;
+    every other case locks the user's row and decides from it.
+    """
+    price = ctx.settings.join_price
+    if price > 0:
+        balance = await _pay(tx, user_id, price, room_id, now)
+        if balance is not None:
+            return price, balance
+    user = await tx.fetch_one("lock_user", user_id=user_id)
+    if user is None:
+        raise errors.NotFound("No such user.")
     balance = user["avail_coins"]
     if user["is_prime"]:
         return 0, balance
     if not user["free_join_used"]:
-        rows, _ = await tx.execute("use_free_join", user_id=user["user_id"])
-        if rows == 1:
-            return 0, balance
-    price = ctx.settings.join_price
+        await tx.execute("use_free_join", user_id=user_id)
+        return 0, balance
     if price == 0:
         return 0, balance
-    rows, _ = await tx.execute("add_coins", user_id=user["user_id"], amount=-price)
-    if rows != 1:
+    # Under the lock this fails only for a short balance (the first try can also
+    # miss because a concurrent join took the free join in the meantime).
+    paid = await _pay(tx, user_id, price, room_id, now)
+    if paid is None:
         raise errors.InsufficientCoins(price, int(balance))
-    balance -= price
-    await tx.execute("insert_ledger_entry", user_id=user["user_id"], delta=-price,
-                     balance_after=balance, reason="join_charge", room_id=room_id, created_at=now)
-    return price, balance
+    return price, paid
+
+
+async def _pay(tx, user_id, price, room_id, now):
+    """Take ``price`` and write it to the ledger; the new balance, or None if it cannot pay."""
+    rows, balance = await tx.execute("charge_join", user_id=user_id, price=price)
+    if rows != 1:
+        return None
+    await tx.execute("insert_ledger_entry", user_id=user_id, delta=-price, balance_after=balance,
+                     reason="join_charge", room_id=room_id, created_at=now)
+    return balance
 
 
 async def leave_room(ctx, user_id, room_id):

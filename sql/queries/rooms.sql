@@ -5,9 +5,13 @@ VALUES (%(room_id)s, %(name)s, %(owner_id)s, %(password_hash)s, %(capacity)s, 1,
         %(created_at)s);
 
 -- name: get_room
--- One room with its password hash (for checking a join password); no lock.
-SELECT room_id, name, owner_id, password_hash, capacity, member_count, created_at
+-- One room; no lock.
+SELECT room_id, name, owner_id, capacity, member_count, created_at
 FROM rooms WHERE room_id = %(room_id)s;
+
+-- name: get_room_password
+-- A room's password hash, for checking a join password; no lock.
+SELECT password_hash FROM rooms WHERE room_id = %(room_id)s;
 
 -- name: lock_room
 -- Locks the room row, and the user's membership row if there is one: every

@@ -29,6 +29,16 @@ FROM users WHERE user_id = %(user_id)s FOR UPDATE;
 UPDATE users SET avail_coins = avail_coins + %(amount)s
 WHERE user_id = %(user_id)s AND avail_coins + %(amount)s >= 0;
 
+-- name: charge_join
+-- Takes the price of a join from a non-prime user whose free join is used and
+-- who can pay, under the row lock the UPDATE takes. Affects no row otherwise
+-- (prime, free join unused, balance short, or no such user): the caller then
+-- locks the row with lock_user to tell which. The new balance is
+-- LAST_INSERT_ID(), which the driver returns as the last insert id.
+UPDATE users SET avail_coins = LAST_INSERT_ID(avail_coins - %(price)s)
+WHERE user_id = %(user_id)s AND NOT is_prime AND free_join_used
+  AND avail_coins >= %(price)s;
+
 -- name: use_free_join
 -- Affects one row only for the caller that takes the free join.
 UPDATE users SET free_join_used = TRUE
