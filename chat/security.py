@@ -65,28 +65,51 @@ class VerifiedPasswords:
     Every member of a room joins with the same room password: the first join
     loads the room's hash and pays for bcrypt, the next ones find a keyed
     digest of (roomId, password) here and need neither. This is sound because
-    a room's password never changes once the room exists. A wrong password is
-    never remembered and always costs a full bcrypt check, so guessing stays
-    as slow as bcrypt makes it. The digests are keyed with a secret of this
-    process, and the memory is bounded.
+    a room's password never changes once the room exists. Concurrent checks
+    of one pair share one bcrypt run, so a burst of joins to a new room costs
+    one hash, not one per joiner. A wrong password is never remembered, so
+    every guess costs a full bcrypt check. The digests are keyed with a
+    secret of this process, and the memory is bounded.
     """
 
     def __init__(self, hasher, size=10000):
         self._hasher = hasher
         self._key = secrets.token_bytes(32)
         self._known = Lru(size)
+        self._checking = {}  # digest -> future of a bcrypt check in progress
+
+    def remember(self, subject, password):
+        """Record a pair known to match, such as a room's password at its creation."""
+        self._known.put(self._digest(subject, password), None)
 
     async def verify(self, subject, password, load_hash):
         """True when ``password`` is ``subject``'s; ``await load_hash()`` gives its hash."""
-        digest = hmac.new(self._key, subject.encode("utf-8") + b"\0" + password.encode("utf-8"),
-                          hashlib.sha256).digest()
+        digest = self._digest(subject, password)
         if digest in self._known:
             self._known.move_to_end(digest)
             return True
+        checking = self._checking.get(digest)
+        if checking is None:
+            checking = asyncio.ensure_future(self._check(digest, password, load_hash))
+            self._checking[digest] = checking
+            checking.add_done_callback(lambda done: self._finished(digest, done))
+        # shield: one caller giving up must not cancel the check the others wait on.
+        return await asyncio.shield(checking)
+
+    async def _check(self, digest, password, load_hash):
         if not await self._hasher.verify(password, await load_hash()):
             return False
         self._known.put(digest, None)
         return True
+
+    def _finished(self, digest, done):
+        del self._checking[digest]
+        if not done.cancelled():
+            done.exception()  # retrieved: its waiters may all have gone
+
+    def _digest(self, subject, password):
+        return hmac.new(self._key, subject.encode("utf-8") + b"\0" + password.encode("utf-8"),
+                        hashlib.sha256).digest()
 
 
 class TokenIssuer:

@@ -1,7 +1,9 @@
 """Joining rooms: passwords, invitations, pricing, the ledger and the capacity cap."""
 
 import asyncio
+import secrets
 
+import bcrypt
 import pymysql
 import pytest
 
@@ -302,3 +304,51 @@ async def test_a_remembered_room_password_never_admits_a_wrong_one(api):
     resp = await api.join(await api.user(prime=True), other["roomId"], "right-pw")
     assert (resp.status, resp.body["error"]["code"]) == (403, "wrong_room_password")
     assert (await api.join(await api.user(prime=True), room["roomId"], "right-pw")).status == 200
+
+
+def count_bcrypt_checks(ctx, monkeypatch):
+    """A list that grows by one for every bcrypt check the server runs from now on."""
+    checks = []
+    real = ctx.passwords.verify
+
+    async def verify(password, hashed):
+        checks.append(password)
+        return await real(password, hashed)
+
+    monkeypatch.setattr(ctx.passwords, "verify", verify)
+    return checks
+
+
+@pytest.mark.gen_test
+async def test_a_burst_of_joins_to_a_room_checks_its_password_once(api, ctx, sql, monkeypatch):
+    owner = await api.user(prime=True)
+    users = [await api.user(prime=True) for _ in range(5)]
+    # Made behind this process's back (as another process would), so its
+    # password is not known here yet.
+    room_id = "r_" + secrets.token_hex(6)
+    hashed = bcrypt.hashpw(b"burst-pw", bcrypt.gensalt(4)).decode()
+    query(sql, "INSERT INTO rooms (room_id, name, owner_id, password_hash, capacity, "
+               "member_count, last_seq, created_at) VALUES (%s, 'B', %s, %s, 6, 1, 0, "
+               "UTC_TIMESTAMP(3))", room_id, owner.user_id, hashed)
+    query(sql, "INSERT INTO room_members (room_id, user_id, charged, joined_at) "
+               "VALUES (%s, %s, 0, UTC_TIMESTAMP(3))", room_id, owner.user_id)
+    checks = count_bcrypt_checks(ctx, monkeypatch)
+    results = await asyncio.gather(*(api.join(u, room_id, "burst-pw") for u in users))
+    assert [r.status for r in results] == [200] * 5
+    assert len(checks) == 1
+    wrong = await asyncio.gather(*(api.join(owner, room_id, guess)
+                                   for guess in ("guess-1", "guess-2", "guess-3")))
+    assert {(r.status, r.body["error"]["code"]) for r in wrong} == {(403, "wrong_room_password")}
+    assert len(checks) == 4
+
+
+@pytest.mark.gen_test
+async def test_the_process_that_made_a_room_knows_its_password(api, ctx, monkeypatch):
+    owner = await api.user(prime=True)
+    user = await api.user(prime=True)
+    room = await api.room(owner, password="made-here")
+    checks = count_bcrypt_checks(ctx, monkeypatch)
+    assert (await api.join(user, room["roomId"], "made-here")).status == 200
+    assert checks == []
+    assert (await api.join(user, room["roomId"], "made-her")).status == 403
+    assert checks == ["made-her"]

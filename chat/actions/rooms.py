@@ -40,6 +40,7 @@ async def create_room(ctx, owner_id, body):
                          charged=0, joined_at=row["created_at"])
 
     await ctx.db.transaction("create_room", insert)
+    ctx.room_passwords.remember(row["room_id"], body["password"])
     return views.room(row, [owner["user_id"]])
 
 
