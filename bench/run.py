@@ -368,6 +368,16 @@ class BenchDatabase:
         finally:
             conn.close()
 
+    def statements(self):
+        """Statements the database server has run for its clients so far (all of them)."""
+        conn = self.connect(database=False)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW GLOBAL STATUS LIKE 'Questions'")
+                return int(cur.fetchone()[1])
+        finally:
+            conn.close()
+
     def version(self):
         conn = self.connect(database=False)
         try:
@@ -751,7 +761,9 @@ def phase_joins(bench, server, seeded, report):
             attempts.append(["POST", "/api/joinroom", bench.token(user_id),
                              {"roomId": room_id, "password": ROOM_PASSWORD}])
     bench.rng.shuffle(attempts)
+    before = bench.db.statements()
     r = bench.http("joins", server, attempts, args.join_concurrency, burst=True)
+    statements = bench.db.statements() - before - 1
     checks = {name: bench.db.count(name) for name in (
         "count_overfull_rooms", "count_negative_balances", "count_ledger_mismatches",
         "count_double_charges")}
@@ -761,6 +773,7 @@ def phase_joins(bench, server, seeded, report):
     report.figure("paid_joins_per_s", r["paid"] / r["window_s"], r, faults=unexpected,
                   extra={"join_attempts_per_s": rnd(r["completed"] / r["window_s"]),
                          "join_statuses": r["statuses"], "join_room_hash_cost": args.room_hash_cost,
+                         "join_statements_per_attempt": rnd(statements / len(attempts), 2),
                          "overbooked": violations})
     report.notes["joins"] = (f"{len(attempts)} attempts, {r['paid']} paid, "
                              f"statuses {r['statuses']}, checks {checks}, "

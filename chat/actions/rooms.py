@@ -1,9 +1,10 @@
 """Rooms: creation, listing, invitations, joining (with its price) and leaving.
 
-Every change of a room's membership runs under that room's row lock
-(``lock_room``), which serializes joins and leaves per room; the user's row is
-locked next when coins or the free join are at stake. The capacity check, the
-coin deduction, the ledger row and the membership insert share one transaction.
+Every change of a room's membership runs under that room's row lock (taken by
+``take_seat`` for a join, ``lock_room`` for a leave), which serializes joins and
+leaves per room; the user's row is locked next when coins or the free join are
+at stake. The seat, the coin deduction, the ledger row and the membership
+insert share one transaction.
 """
 
 import datetime
@@ -20,7 +21,7 @@ def _room_event(kind, room_id, user_id):
 
 
 async def _user(ctx, user_id):
-    user = await ctx.db.fetch_one("get_user", user_id=user_id)
+    user = await ctx.db.fetch_one("get_profile", user_id=user_id)
     if user is None:
         raise errors.NotFound("No such user.")
     return user
@@ -107,25 +108,26 @@ async def join_room(ctx, user_id, body):
         now = utcnow()
         if token is not None:
             target = await _use_invitation(tx, token, user_id, now)
-        room = await tx.fetch_one("lock_room", room_id=target, user_id=user_id)
+        rows, _ = await tx.execute("take_seat", room_id=target)
+        seated = rows == 1
+        room = await tx.fetch_one("get_room_with_members", room_id=target)
         if room is None:
             raise errors.NotFound("No such room.")
-        if room["member_id"] is not None:
-            user = await tx.fetch_one("get_user", user_id=user_id)
-            return room, 0, user["avail_coins"]
-        if room["member_count"] >= room["capacity"]:
+        members = room["members"].split(",") if room["members"] else []
+        if _contains(members, user_id):
+            if seated:
+                await tx.execute("free_seat", room_id=target)  # not needed after all
+            user = await tx.fetch_one("get_profile", user_id=user_id)
+            return room, members, 0, user["avail_coins"]
+        if not seated:
             raise errors.RoomFull()
         charged, balance = await _charge(ctx, tx, user_id, target, now)
-        rows, _ = await tx.execute("take_seat", room_id=target)
-        if rows != 1:
-            raise errors.RoomFull()
         await tx.execute("insert_membership", room_id=target, user_id=user_id,
                          charged=charged, joined_at=now)
         tx.after_commit(ctx.broker.publish, target, _room_event("member_joined", target, user_id))
-        return room, charged, balance
+        return room, members + [user_id], charged, balance
 
-    room, charged, balance = await ctx.db.transaction("join_room", join)
-    members = [m["user_id"] for m in await ctx.db.fetch_all("list_members", room_id=room["room_id"])]
+    room, members, charged, balance = await ctx.db.transaction("join_room", join)
     return {"room": views.room(room, members), "charged": charged, "availCoins": int(balance)}
 
 

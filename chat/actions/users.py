@@ -67,7 +67,7 @@ async def logout(ctx, claims):
 
 
 async def get_profile(ctx, viewer_id, user_id):
-    user = await ctx.db.fetch_one("get_user", user_id=user_id)
+    user = await ctx.db.fetch_one("get_profile", user_id=user_id)
     if user is None:
         raise errors.NotFound("No such user.")
     if user["user_id"].lower() == viewer_id.lower():

@@ -15,9 +15,9 @@ SELECT password_hash FROM rooms WHERE room_id = %(room_id)s;
 
 -- name: lock_room
 -- Locks the room row, and the user's membership row if there is one: every
--- change of a room's membership happens under this lock, so joins, leaves
--- and the capacity check are serialized per room. member_id is the user's
--- userId as stored when a member, NULL when not.
+-- change of a room's membership happens under the room row's lock (this, or
+-- take_seat's), so joins, leaves and the capacity check are serialized per
+-- room. member_id is the user's userId as stored when a member, NULL when not.
 SELECT r.room_id, r.name, r.owner_id, r.capacity, r.member_count, r.created_at,
        m.user_id AS member_id
 FROM rooms r
@@ -26,9 +26,19 @@ WHERE r.room_id = %(room_id)s
 FOR UPDATE;
 
 -- name: take_seat
--- Affects no row when the room is full; run under lock_room.
+-- Takes a seat and with it the room row's lock; affects no row (and takes no
+-- lock) when the room is full or does not exist.
 UPDATE rooms SET member_count = member_count + 1
 WHERE room_id = %(room_id)s AND member_count < capacity;
+
+-- name: get_room_with_members
+-- A room and its members' userIds, comma-separated in join order (at most 6
+-- of at most 64 characters: well within GROUP_CONCAT's length limit); no
+-- lock. Read under the room row's lock, the list cannot change before commit.
+SELECT r.room_id, r.name, r.owner_id, r.capacity, r.member_count, r.created_at,
+       (SELECT GROUP_CONCAT(m.user_id ORDER BY m.joined_at, m.user_id)
+        FROM room_members m WHERE m.room_id = r.room_id) AS members
+FROM rooms r WHERE r.room_id = %(room_id)s;
 
 -- name: free_seat
 UPDATE rooms SET member_count = member_count - 1

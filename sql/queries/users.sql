@@ -6,9 +6,14 @@ VALUES (%(user_id)s, %(device_id)s, %(name)s, %(phone)s, %(password_hash)s, %(av
         %(is_prime)s, FALSE, %(created_at)s);
 
 -- name: get_user
--- One user by userId; no lock.
+-- One user by userId, with the password hash (for logging in); no lock.
 SELECT user_id, device_id, name, phone, password_hash, avail_coins, is_prime,
        free_join_used, created_at
+FROM users WHERE user_id = %(user_id)s;
+
+-- name: get_profile
+-- What a profile shows (everything but the password hash); no lock.
+SELECT user_id, device_id, name, phone, avail_coins, is_prime, free_join_used, created_at
 FROM users WHERE user_id = %(user_id)s;
 
 -- name: get_user_by_phone
