@@ -161,7 +161,7 @@ async def start(settings):
     ctx = Context.build(settings, db, broker)
     application = app_module.make_app(ctx)
     in_flight = InFlight(application)
-    server = httpserver.HTTPServer(in_flight, xheaders=True,
+    server = httpserver.HTTPServer(in_flight, xheaders=settings.behind_proxy,
                                    max_body_size=settings.max_body_bytes * 16)
     server.listen(settings.port, settings.host)
     sweeper = ioloop.PeriodicCallback(

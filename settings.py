@@ -77,6 +77,7 @@ class Settings:
     ws_ping_interval: float = 30.0
     token_recheck: float = 30.0
     ws_max_buffer_bytes: int = 1048576
+    behind_proxy: bool = False
     debug: bool = False
 
 
@@ -108,6 +109,8 @@ def _define_options():
       help="seconds within which a logout the broker lost still takes effect")
     d("ws_max_buffer_bytes", default=1048576, type=int,
       help="pending output after which a slow WebSocket client is dropped")
+    d("behind_proxy", default=False, type=bool,
+      help="trust X-Real-IP / X-Forwarded-* (only when a proxy is the sole way in)")
     d("debug", default=False, type=bool, help="Tornado debug mode (never in production)")
     return parser
 
@@ -204,5 +207,6 @@ def build_settings(o, var_dir):
         ws_ping_interval=o["ws_ping_interval"],
         token_recheck=o["token_recheck"],
         ws_max_buffer_bytes=positive("ws_max_buffer_bytes", 65536),
+        behind_proxy=o["behind_proxy"],
         debug=o["debug"],
     )

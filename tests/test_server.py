@@ -141,3 +141,13 @@ async def test_a_logout_lost_during_a_redis_outage_still_takes_effect(
     private_redis.start()
     await eventually(lambda: _is(server, "ok"), what="broker back")
     assert (await server.api.get(path, token=user.token)).status == 401
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("behind_proxy, logged", [(0, "(127.0.0.1)"), (1, "(203.0.113.9)")])
+async def test_proxy_headers_are_trusted_only_behind_a_proxy(server_procs, behind_proxy, logged):
+    server = server_procs(behind_proxy=behind_proxy)
+    resp = await server.api.get("/api/health", headers={"X-Real-IP": "203.0.113.9"})
+    assert resp.status == 200
+    await eventually(lambda: f"200 GET /api/health {logged}" in server.log(),
+                     what="the access log line")
