@@ -85,6 +85,20 @@ async def test_joining_again_is_free_and_changes_nothing(api, sql):
 
 
 @pytest.mark.gen_test
+async def test_a_member_of_a_full_room_joining_again_is_told_so(api, sql):
+    owner = await api.user(prime=True)
+    room = await api.room(owner)
+    users = [await api.user(coins=300) for _ in range(5)]
+    for user in users:
+        assert (await api.join(user, room["roomId"])).status == 200
+    again = await api.join(users[0], room["roomId"])
+    assert (again.status, again.body["charged"], again.body["availCoins"]) == (200, 0, 300)
+    assert set(again.body["room"]["members"]) == {owner.user_id} | {u.user_id for u in users}
+    (row,) = query(sql, "SELECT member_count FROM rooms WHERE room_id = %s", room["roomId"])
+    assert row["member_count"] == 6
+
+
+@pytest.mark.gen_test
 async def test_join_errors(api):
     owner = await api.user(prime=True)
     user = await api.user()
