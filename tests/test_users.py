@@ -364,6 +364,8 @@ async def test_own_profile_and_someone_elses(api):
     assert own.status == 200
     assert own.body["user"] == me.profile
     assert set(own.body["user"]) == OWN_PROFILE and own.body["user"]["availCoins"] == 40
+    shouted = await api.get(f"/api/profile/{me.user_id.upper()}", token=me.token)
+    assert shouted.body["user"] == me.profile
     theirs = await api.get(f"/api/profile/{other.user_id}", token=me.token)
     assert theirs.status == 200
     assert theirs.body["user"] == {key: other.profile[key] for key in PROFILE}

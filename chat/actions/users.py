@@ -67,12 +67,12 @@ async def logout(ctx, claims):
 
 
 async def get_profile(ctx, viewer_id, user_id):
-    user = await ctx.db.fetch_one("get_profile", user_id=user_id)
+    own = user_id.lower() == viewer_id.lower()  # userIds compare without case
+    user = await ctx.db.fetch_one("get_profile" if own else "get_public_profile",
+                                  user_id=user_id)
     if user is None:
         raise errors.NotFound("No such user.")
-    if user["user_id"].lower() == viewer_id.lower():
-        return views.own_profile(user)
-    return views.profile(user)
+    return views.own_profile(user) if own else views.profile(user)
 
 
 async def grant(ctx, user_id, body):

@@ -12,9 +12,13 @@ SELECT user_id, device_id, name, phone, password_hash, avail_coins, is_prime,
 FROM users WHERE user_id = %(user_id)s;
 
 -- name: get_profile
--- What a profile shows (everything but the password hash); no lock.
+-- What a user's own profile shows (everything but the password hash); no lock.
 SELECT user_id, device_id, name, phone, avail_coins, is_prime, free_join_used, created_at
 FROM users WHERE user_id = %(user_id)s;
+
+-- name: get_public_profile
+-- What anyone may see of a user; no lock.
+SELECT user_id, name, is_prime, created_at FROM users WHERE user_id = %(user_id)s;
 
 -- name: get_user_by_phone
 -- One user by phone; no lock.
