@@ -4,6 +4,7 @@ import dataclasses
 
 from . import ratelimit, security
 from .revocations import Revocations
+from .actions.join_writer import JoinWriter
 from .actions.message_writer import MessageWriter
 
 
@@ -18,6 +19,7 @@ class Context:
     revocations: Revocations
     login_limiter: ratelimit.RateLimiter
     message_writer: MessageWriter
+    join_writer: JoinWriter
 
     @classmethod
     def build(cls, settings, db, broker):
@@ -32,6 +34,7 @@ class Context:
             revocations=Revocations(db, broker, settings.token_recheck, settings.token_ttl),
             login_limiter=ratelimit.RateLimiter(settings.login_attempts, settings.login_window),
             message_writer=MessageWriter(db, broker),
+            join_writer=JoinWriter(db, broker, settings.join_price),
         )
 
     def close(self):

@@ -366,3 +366,39 @@ async def test_the_process_that_made_a_room_knows_its_password(api, ctx, monkeyp
     assert checks == []
     assert (await api.join(user, room["roomId"], "made-her")).status == 403
     assert checks == ["made-her"]
+
+
+@pytest.mark.gen_test
+async def test_refusals_among_concurrent_joins_change_nothing(api, sql):
+    owner = await api.user(prime=True)
+    room = await api.room(owner)
+    for _ in range(3):
+        await api.join(await api.user(prime=True), room["roomId"])
+    invitee = await api.user(prime=True)
+    token = await invite(api, owner, room["roomId"], invitee)
+    broke = await api.user(coins=100)
+    await api.join(broke, (await api.room(owner, name="free"))["roomId"])
+    payers = [await api.user(coins=150) for _ in range(3)]
+    for payer in payers:
+        await api.join(payer, (await api.room(owner, name="free"))["roomId"])
+
+    # Two free seats; six joins at once.
+    results = await asyncio.gather(
+        api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token),
+        api.join(broke, room["roomId"]),
+        *(api.join(payer, room["roomId"]) for payer in payers),
+        api.join(payers[0], room["roomId"], password="wrong-pw"))
+    invited, short, *paid, wrong = results
+    assert (short.status, short.body["error"]["code"]) in {
+        (402, "insufficient_coins"), (409, "room_full")}
+    assert (wrong.status, wrong.body["error"]["code"]) == (403, "wrong_room_password")
+    admitted = [r for r in [invited, *paid] if r.status == 200]
+    assert len(admitted) == 2
+    assert all(r.status == 409 for r in [invited, *paid] if r.status != 200)
+    (row,) = query(sql, "SELECT member_count FROM rooms WHERE room_id = %s", room["roomId"])
+    assert row["member_count"] == 6
+    used = query(sql, "SELECT used_at FROM invitations WHERE invitee_id = %s", invitee.user_id)
+    assert (used[0]["used_at"] is not None) == (invited.status == 200)
+    for user, resp in [(broke, short), *zip(payers, paid)]:
+        expected = 0 if resp.status == 200 else (100 if user is broke else 150)
+        assert ledger_matches_balance(sql, user.user_id) == (True, expected)

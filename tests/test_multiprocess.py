@@ -344,3 +344,34 @@ async def test_a_process_that_missed_messages_catches_up(private_redis, server_p
     assert await back.messages(2) == [2, 3]
     for listener in (staying, back):
         assert await listener.quiet(), listener.seqs
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_joins_through_two_processes_never_overbook_or_overcharge(server_procs, sql):
+    a = server_procs()
+    b = server_procs()
+    owner = await a.api.user(prime=True)
+    rooms = [await a.api.room(owner, name=f"J{i}") for i in range(3)]
+    users = [await (a, b)[i % 2].api.user(coins=150) for i in range(12)]
+    for i, user in enumerate(users):  # everyone's free join goes to a room of their own
+        own = await (a, b)[i % 2].api.room(owner, name=f"own {i}")
+        assert (await (a, b)[i % 2].api.join(user, own["roomId"])).status == 200
+    # 12 users, each trying all 3 rooms (15 free seats) with coins for one
+    # paid join, through both processes at once.
+    tries = [((a, b)[(i + k) % 2], user, room["roomId"])
+             for i, user in enumerate(users) for k, room in enumerate(rooms)]
+    results = await asyncio.gather(*(server.api.join(user, room_id)
+                                     for server, user, room_id in tries))
+    paid = [r for r in results if r.status == 200]
+    assert len(paid) == 12 and all(r.body["charged"] == 150 for r in paid)
+    assert {r.status for r in results} <= {200, 402, 409}
+    for room in rooms:
+        (row,) = query(sql, "SELECT member_count, (SELECT COUNT(*) FROM room_members m "
+                            "WHERE m.room_id = r.room_id) AS n FROM rooms r WHERE room_id = %s",
+                       room["roomId"])
+        assert row["member_count"] == row["n"] <= 6
+    for user in users:
+        (row,) = query(sql, "SELECT avail_coins, (SELECT SUM(delta) FROM coin_ledger l "
+                            "WHERE l.user_id = u.user_id) AS total FROM users u "
+                            "WHERE user_id = %s", user.user_id)
+        assert row["avail_coins"] == row["total"] == 0

@@ -19,26 +19,25 @@ duplicate key: a clientMsgId sent again (a retry), which that path answers
 with the original.
 """
 
-import asyncio
 import logging
 
 from .. import errors
 from ..db.pool import is_duplicate
 from ..timeutil import utcnow
 from . import messages, views
+from .group_commit import GroupCommit
 
 log = logging.getLogger("chat.messages")
 
 
-class _Pending:
-    __slots__ = ("user_id", "room_id", "content", "client_msg_id", "future")
+class _Message:
+    __slots__ = ("user_id", "room_id", "content", "client_msg_id")
 
-    def __init__(self, user_id, room_id, content, client_msg_id, future):
+    def __init__(self, user_id, room_id, content, client_msg_id):
         self.user_id = user_id
         self.room_id = room_id
         self.content = content
         self.client_msg_id = client_msg_id
-        self.future = future
 
     @property
     def member_key(self):
@@ -56,66 +55,41 @@ class MessageWriter:
     def __init__(self, db, broker, max_batch=100, writers=3):
         self._db = db
         self._broker = broker
-        self._max_batch = max_batch
-        self._max_writers = writers
-        self._writers = 0
-        # The loop holds tasks only weakly: a writer waiting on the database
-        # could otherwise be collected with its batch unanswered.
-        self._tasks = set()
-        self._queue = []
+        self._batches = GroupCommit(self._write, max_batch, writers)
 
     def submit(self, user_id, room_id, content, client_msg_id):
         """Queue a message; the future resolves to ``(created, Message)`` or raises."""
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(user_id, room_id, content, client_msg_id, future))
-        if self._writers < self._max_writers:
-            self._writers += 1
-            task = asyncio.ensure_future(self._write_queue())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return future
-
-    async def _write_queue(self):
-        try:
-            while self._queue:
-                batch = self._queue[:self._max_batch]
-                del self._queue[:self._max_batch]
-                await self._write(batch)
-        finally:
-            # In the same step as the empty-queue check: a message queued
-            # from now on starts a writer of its own.
-            self._writers -= 1
+        return self._batches.submit(_Message(user_id, room_id, content, client_msg_id))
 
     async def _write(self, batch):
         if len(batch) == 1:
             await self._one_by_one(batch)
             return
+        items = [pending.work for pending in batch]
         try:
             outcomes = await self._db.transaction(
-                "store_messages", lambda tx: self._store(tx, batch))
+                "store_messages", lambda tx: self._store(tx, items))
         except Exception as exc:
             if is_duplicate(exc):
                 await self._one_by_one(batch)
-            else:
-                log.warning("storing %d messages failed: %s", len(batch), exc)
-                for pending in batch:
-                    _settle(pending.future, exc)
-            return
+                return
+            log.warning("storing %d messages failed: %s", len(batch), exc)
+            raise
         for pending, outcome in zip(batch, outcomes):
-            _settle(pending.future, outcome)
+            pending.settle(outcome)
 
     async def _one_by_one(self, batch):
         for pending in batch:
+            m = pending.work
             try:
                 outcome = await messages.store_one(
-                    self._db, self._broker, pending.user_id, pending.room_id,
-                    pending.content, pending.client_msg_id)
+                    self._db, self._broker, m.user_id, m.room_id, m.content, m.client_msg_id)
             except Exception as exc:
                 outcome = exc
-            _settle(pending.future, outcome)
+            pending.settle(outcome)
 
     async def _store(self, tx, batch):
-        """Store a batch; returns one outcome per message: ``(created, Message)`` or an error."""
+        """Store ``_Message``s; returns one outcome each: ``(created, Message)`` or an error."""
         room_ids = tuple(sorted({p.room_id for p in batch}))
         last = {row["room_id"]: row["last_seq"]
                 for row in await tx.fetch_all("lock_rooms_for_messages", room_ids=room_ids)}
@@ -155,11 +129,3 @@ class MessageWriter:
             row["message_id"] = ids[(row["room_id"], row["seq"])]
         await tx.execute("sync_last_seq", room_ids=tuple({row["room_id"] for row in rows}))
 
-
-def _settle(future, outcome):
-    if future.done():
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)

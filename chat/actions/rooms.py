@@ -1,10 +1,9 @@
 """Rooms: creation, listing, invitations, joining (with its price) and leaving.
 
-Every change of a room's membership runs under that room's row lock (taken by
-``take_seat`` for a join, ``lock_room`` for a leave), which serializes joins and
-leaves per room; the user's row is locked next when coins or the free join are
-at stake. The seat, the coin deduction, the ledger row and the membership
-insert share one transaction.
+Every change of a room's membership runs under that room's row lock, which
+serializes joins and leaves per room. Joins are written in batches by
+``join_writer.JoinWriter``: the seat, the coin deduction, the ledger row and
+the membership insert share one transaction.
 """
 
 import datetime
@@ -14,10 +13,6 @@ from ..timeutil import utcnow
 from . import views
 
 CAPACITY = 6
-
-
-def _room_event(kind, room_id, user_id):
-    return {"type": kind, "roomId": room_id, "userId": user_id}
 
 
 async def _user(ctx, user_id):
@@ -87,100 +82,22 @@ async def invite(ctx, inviter_id, body):
 
 
 async def join_room(ctx, user_id, body):
-    """Join by room password or invitation; returns (Room, charged, availCoins)."""
+    """Join by room password or invitation: ``{"room", "charged", "availCoins"}``."""
     token = body.get("inviteToken")
-    room_id = None
-    if token is None:
-        room_id = body["roomId"]
+    if token is not None:
+        return await ctx.join_writer.submit(user_id, token=token)
+    room_id = body["roomId"]
 
-        async def password_hash():
-            row = await ctx.db.fetch_one("get_room_password", room_id=room_id)
-            if row is None:
-                raise errors.NotFound("No such room.")
-            return row["password_hash"]
-
-        # bcrypt runs before the transaction so no lock is held while it does.
-        if not await ctx.room_passwords.verify(room_id, body["password"], password_hash):
-            raise errors.WrongRoomPassword()
-
-    async def join(tx):
-        target = room_id
-        now = utcnow()
-        if token is not None:
-            target = await _use_invitation(tx, token, user_id, now)
-        rows, _ = await tx.execute("take_seat", room_id=target)
-        seated = rows == 1
-        room = await tx.fetch_one("get_room_with_members", room_id=target)
-        if room is None:
+    async def password_hash():
+        row = await ctx.db.fetch_one("get_room_password", room_id=room_id)
+        if row is None:
             raise errors.NotFound("No such room.")
-        members = room["members"].split(",") if room["members"] else []
-        if _contains(members, user_id):
-            if seated:
-                await tx.execute("free_seat", room_id=target)  # not needed after all
-            user = await tx.fetch_one("get_profile", user_id=user_id)
-            return room, members, 0, user["avail_coins"]
-        if not seated:
-            raise errors.RoomFull()
-        charged, balance = await _charge(ctx, tx, user_id, target, now)
-        await tx.execute("insert_membership", room_id=target, user_id=user_id,
-                         charged=charged, joined_at=now)
-        tx.after_commit(ctx.broker.publish, target, _room_event("member_joined", target, user_id))
-        return room, members + [user_id], charged, balance
+        return row["password_hash"]
 
-    room, members, charged, balance = await ctx.db.transaction("join_room", join)
-    return {"room": views.room(room, members), "charged": charged, "availCoins": int(balance)}
-
-
-async def _use_invitation(tx, token, user_id, now):
-    """Consume the invitation for ``user_id``; returns its room id."""
-    inv = await tx.fetch_one("lock_invitation", token_hash=security.invitation_hash(token))
-    if (inv is None or inv["used_at"] is not None or inv["expires_at"] <= now
-            or inv["invitee_id"].lower() != user_id.lower()):
-        raise errors.InviteInvalid()
-    rows, _ = await tx.execute("use_invitation", invitation_id=inv["invitation_id"], used_at=now)
-    if rows != 1:
-        raise errors.InviteInvalid()
-    return inv["room_id"]
-
-
-async def _charge(ctx, tx, user_id, room_id, now):
-    """The price of this join, taken under the user's row lock: (charged, new balance).
-
-    The common case, a paying member who can pay, is one conditional UPDATE;
-    every other case locks the user's row and decides from it.
-    """
-    price = ctx.settings.join_price
-    if price > 0:
-        balance = await _pay(tx, user_id, price, room_id, now)
-        if balance is not None:
-            return price, balance
-    user = await tx.fetch_one("lock_user", user_id=user_id)
-    if user is None:
-        raise errors.NotFound("No such user.")
-    balance = user["avail_coins"]
-    if user["is_prime"]:
-        return 0, balance
-    if not user["free_join_used"]:
-        await tx.execute("use_free_join", user_id=user_id)
-        return 0, balance
-    if price == 0:
-        return 0, balance
-    # Under the lock this fails only for a short balance (the first try can also
-    # miss because a concurrent join took the free join in the meantime).
-    paid = await _pay(tx, user_id, price, room_id, now)
-    if paid is None:
-        raise errors.InsufficientCoins(price, int(balance))
-    return price, paid
-
-
-async def _pay(tx, user_id, price, room_id, now):
-    """Take ``price`` and write it to the ledger; the new balance, or None if it cannot pay."""
-    rows, balance = await tx.execute("charge_join", user_id=user_id, price=price)
-    if rows != 1:
-        return None
-    await tx.execute("insert_ledger_entry", user_id=user_id, delta=-price, balance_after=balance,
-                     reason="join_charge", room_id=room_id, created_at=now)
-    return balance
+    # bcrypt runs before the join's transaction so no lock is held while it does.
+    if not await ctx.room_passwords.verify(room_id, body["password"], password_hash):
+        raise errors.WrongRoomPassword()
+    return await ctx.join_writer.submit(user_id, room_id=room_id)
 
 
 async def leave_room(ctx, user_id, room_id):
@@ -195,6 +112,6 @@ async def leave_room(ctx, user_id, room_id):
             raise errors.Forbidden("The owner cannot leave their own room.")
         await tx.execute("delete_membership", room_id=room_id, user_id=member)
         await tx.execute("free_seat", room_id=room_id)
-        tx.after_commit(ctx.broker.publish, room_id, _room_event("member_left", room_id, member))
+        tx.after_commit(ctx.broker.publish, room_id, views.room_event("member_left", room_id, member))
 
     await ctx.db.transaction("leave_room", leave)

@@ -20,6 +20,11 @@ def room(row, members):
             "members": list(members), "createdAt": iso(row["created_at"])}
 
 
+def room_event(kind, room_id, user_id):
+    """A ``member_joined`` or ``member_left`` event."""
+    return {"type": kind, "roomId": room_id, "userId": user_id}
+
+
 def invitation(token, room_id, invitee_id, expires_at):
     return {"token": token, "roomId": room_id, "inviteeId": invitee_id,
             "expiresAt": iso(expires_at)}

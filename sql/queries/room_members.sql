@@ -10,6 +10,12 @@ DELETE FROM room_members WHERE room_id = %(room_id)s AND user_id = %(user_id)s;
 -- A room's members in join order.
 SELECT user_id FROM room_members WHERE room_id = %(room_id)s ORDER BY joined_at, user_id;
 
+-- name: list_members_of_rooms
+-- The members of several rooms (room_ids: a non-empty tuple), in join order
+-- per room; exact when run under those rooms' locks.
+SELECT room_id, user_id FROM room_members WHERE room_id IN %(room_ids)s
+ORDER BY room_id, joined_at, user_id;
+
 -- name: lock_shared_room
 -- One room both users are members of, or nothing. The shared locks on the two
 -- membership rows keep a concurrent leave from taking effect before commit.

@@ -16,8 +16,9 @@ SELECT password_hash FROM rooms WHERE room_id = %(room_id)s;
 -- name: lock_room
 -- Locks the room row, and the user's membership row if there is one: every
 -- change of a room's membership happens under the room row's lock (this, or
--- take_seat's), so joins, leaves and the capacity check are serialized per
--- room. member_id is the user's userId as stored when a member, NULL when not.
+-- lock_rooms_for_joins), so joins, leaves and the capacity check are
+-- serialized per room. member_id is the user's userId as stored when a
+-- member, NULL when not.
 SELECT r.room_id, r.name, r.owner_id, r.capacity, r.member_count, r.created_at,
        m.user_id AS member_id
 FROM rooms r
@@ -25,20 +26,16 @@ LEFT JOIN room_members m ON m.room_id = r.room_id AND m.user_id = %(user_id)s
 WHERE r.room_id = %(room_id)s
 FOR UPDATE;
 
--- name: take_seat
--- Takes a seat and with it the room row's lock; affects no row (and takes no
--- lock) when the room is full or does not exist.
-UPDATE rooms SET member_count = member_count + 1
-WHERE room_id = %(room_id)s AND member_count < capacity;
+-- name: lock_rooms_for_joins
+-- Locks the rooms of a batch of joins (room_ids: a non-empty tuple) in
+-- room_id order, before any user row, as every writer of memberships does.
+SELECT room_id, name, owner_id, capacity, member_count, created_at
+FROM rooms WHERE room_id IN %(room_ids)s ORDER BY room_id FOR UPDATE;
 
--- name: get_room_with_members
--- A room and its members' userIds, comma-separated in join order (at most 6
--- of at most 64 characters: well within GROUP_CONCAT's length limit); no
--- lock. Read under the room row's lock, the list cannot change before commit.
-SELECT r.room_id, r.name, r.owner_id, r.capacity, r.member_count, r.created_at,
-       (SELECT GROUP_CONCAT(m.user_id ORDER BY m.joined_at, m.user_id)
-        FROM room_members m WHERE m.room_id = r.room_id) AS members
-FROM rooms r WHERE r.room_id = %(room_id)s;
+-- name: add_seats
+-- Run under lock_rooms_for_joins, which saw the seats free (the capacity
+-- CHECK refuses an overfull room anyway). room_ids is a non-empty tuple.
+UPDATE rooms SET member_count = member_count + %(seats)s WHERE room_id IN %(room_ids)s;
 
 -- name: free_seat
 UPDATE rooms SET member_count = member_count - 1

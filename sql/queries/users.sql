@@ -38,20 +38,21 @@ FROM users WHERE user_id = %(user_id)s FOR UPDATE;
 UPDATE users SET avail_coins = avail_coins + %(amount)s
 WHERE user_id = %(user_id)s AND avail_coins + %(amount)s >= 0;
 
--- name: charge_join
--- Takes the price of a join from a non-prime user whose free join is used and
--- who can pay, under the row lock the UPDATE takes. Affects no row otherwise
--- (prime, free join unused, balance short, or no such user): the caller then
--- locks the row with lock_user to tell which. The new balance is
--- LAST_INSERT_ID(), which the driver returns as the last insert id.
-UPDATE users SET avail_coins = LAST_INSERT_ID(avail_coins - %(price)s)
-WHERE user_id = %(user_id)s AND NOT is_prime AND free_join_used
-  AND avail_coins >= %(price)s;
+-- name: lock_users_for_joins
+-- Locks the users of a batch of joins (user_ids: a non-empty tuple) in
+-- user_id order, after their rooms: balance, prime flag and free join are
+-- decided under these locks.
+SELECT user_id, avail_coins, is_prime, free_join_used
+FROM users WHERE user_id IN %(user_ids)s ORDER BY user_id FOR UPDATE;
 
--- name: use_free_join
--- Affects one row only for the caller that takes the free join.
-UPDATE users SET free_join_used = TRUE
-WHERE user_id = %(user_id)s AND free_join_used = FALSE;
+-- name: take_coins
+-- Run under lock_users_for_joins, which saw the balances suffice (the CHECK
+-- constraint refuses a negative one anyway). user_ids is a non-empty tuple.
+UPDATE users SET avail_coins = avail_coins - %(amount)s WHERE user_id IN %(user_ids)s;
+
+-- name: use_free_joins
+-- Run under lock_users_for_joins. user_ids is a non-empty tuple.
+UPDATE users SET free_join_used = TRUE WHERE user_id IN %(user_ids)s;
 
 -- name: set_prime
 UPDATE users SET is_prime = %(is_prime)s WHERE user_id = %(user_id)s;

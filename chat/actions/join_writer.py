@@ -1,0 +1,197 @@
+"""Group commit of joins: the joins asked for at the same moment share a transaction.
+
+A join on its own is about seven round trips and a log flush. Here joins
+queue while a batch is being written, and the next batch takes them all (up
+to ``max_batch``) in one transaction of a fixed number of statements:
+
+1. lock the batch's invitations (by token hash), then its rooms in room_id
+   order, then read those rooms' members (exact: every membership change
+   takes its room's lock first), then lock the joiners' rows in user_id
+   order (balance, prime flag and free join). Every batch and every leave
+   takes room locks before user locks, so they never wait in a circle;
+2. decide each join in the order they were asked for, against what the
+   batch's earlier joins changed: an invitation is checked before anything
+   else; a member is told so (charged 0); a full room refuses; a prime
+   member joins free, a non-prime member's first room is free, every other
+   costs the price, or is refused for a short balance;
+3. write it all in a handful of set-wise statements (seats, coins, free
+   joins, ledger rows, memberships, used invitations) and commit;
+4. publish ``member_joined`` for each new member after commit.
+
+A refused join changes nothing: its invitation stays usable, its coins and
+free join untouched. CHECK constraints (capacity, balance) back the decisions.
+"""
+
+import collections
+
+from .. import errors, security
+from ..timeutil import utcnow
+from . import views
+from .group_commit import GroupCommit
+
+
+class _Join:
+    __slots__ = ("user_id", "room_id", "token_hash")
+
+    def __init__(self, user_id, room_id, token):
+        self.user_id = user_id
+        self.room_id = room_id
+        self.token_hash = None if token is None else security.invitation_hash(token)
+
+
+class JoinWriter:
+    def __init__(self, db, broker, price, max_batch=100, writers=2):
+        self._db = db
+        self._broker = broker
+        self._price = price
+        self._batches = GroupCommit(self._write, max_batch, writers)
+
+    def submit(self, user_id, room_id=None, token=None):
+        """Queue a join by room (password already checked) or by invitation token.
+
+        The future resolves to ``{"room", "charged", "availCoins"}`` or raises
+        the join's refusal (``errors.ChatError``).
+        """
+        return self._batches.submit(_Join(user_id, room_id, token))
+
+    async def _write(self, batch):
+        joins = [pending.work for pending in batch]
+        outcomes = await self._db.transaction("join_rooms", lambda tx: _Batch(self, tx).run(joins))
+        for pending, outcome in zip(batch, outcomes):
+            pending.settle(outcome)
+
+
+class _Batch:
+    """One batch's transaction: the locked rows, the decisions, the writes."""
+
+    def __init__(self, writer, tx):
+        self.tx = tx
+        self.price = writer._price
+        self.broker = writer._broker
+        self.now = utcnow()
+        self.invitations = {}  # token hash -> row
+        self.rooms = {}        # room_id (case matters) -> row, with "members" (a list)
+        self.users = {}        # lower-case user_id (case does not matter) -> row
+        self.seats = collections.Counter()    # room_id -> seats taken
+        self.charges = collections.Counter()  # user_id -> coins taken
+        self.free_joins = []
+        self.used_invitations = []
+        self.ledger = []
+        self.memberships = []
+
+    async def run(self, joins):
+        await self._lock(joins)
+        outcomes = []
+        for join in joins:
+            try:
+                outcomes.append(self._decide(join))
+            except errors.ChatError as refusal:
+                outcomes.append(refusal)
+        await self._write()
+        return outcomes
+
+    async def _lock(self, joins):
+        hashes = tuple(sorted({j.token_hash for j in joins if j.token_hash is not None}))
+        if hashes:
+            rows = await self.tx.fetch_all("lock_invitations", token_hashes=hashes)
+            self.invitations = {row["token_hash"]: row for row in rows}
+        room_ids = {j.room_id for j in joins if j.room_id is not None}
+        room_ids.update(row["room_id"] for row in self.invitations.values())
+        if room_ids:
+            ordered = tuple(sorted(room_ids))
+            for row in await self.tx.fetch_all("lock_rooms_for_joins", room_ids=ordered):
+                self.rooms[row["room_id"]] = {**row, "members": []}
+            for row in await self.tx.fetch_all("list_members_of_rooms", room_ids=ordered):
+                self.rooms[row["room_id"]]["members"].append(row["user_id"])
+        user_ids = tuple(sorted({j.user_id.lower() for j in joins}))
+        for row in await self.tx.fetch_all("lock_users_for_joins", user_ids=user_ids):
+            self.users[row["user_id"].lower()] = row
+
+    def _decide(self, join):
+        invitation = None
+        room_id = join.room_id
+        if join.token_hash is not None:
+            invitation = self._usable_invitation(join)
+            room_id = invitation["room_id"]
+        room = self.rooms.get(room_id)
+        if room is None:
+            raise errors.NotFound("No such room.")
+        user = self.users.get(join.user_id.lower())
+        if user is None:
+            raise errors.NotFound("No such user.")
+        if join.user_id.lower() in (m.lower() for m in room["members"]):
+            self._use(invitation)
+            return self._answer(room, 0, user)
+        if room["member_count"] >= room["capacity"]:
+            raise errors.RoomFull()
+        charged = self._charge(user, room)
+        self._use(invitation)
+        room["member_count"] += 1
+        room["members"].append(user["user_id"])
+        self.seats[room["room_id"]] += 1
+        self.memberships.append({"room_id": room["room_id"], "user_id": user["user_id"],
+                                 "charged": charged, "joined_at": self.now})
+        self.tx.after_commit(self.broker.publish, room["room_id"],
+                             views.room_event("member_joined", room["room_id"], user["user_id"]))
+        return self._answer(room, charged, user)
+
+    def _usable_invitation(self, join):
+        invitation = self.invitations.get(join.token_hash)
+        if (invitation is None or invitation["used_at"] is not None
+                or invitation["expires_at"] <= self.now
+                or invitation["invitee_id"].lower() != join.user_id.lower()):
+            raise errors.InviteInvalid()
+        return invitation
+
+    def _use(self, invitation):
+        if invitation is not None:
+            invitation["used_at"] = self.now
+            self.used_invitations.append(invitation["invitation_id"])
+
+    def _charge(self, user, room):
+        """The price of this join for ``user``, taken from the locked row's state."""
+        if user["is_prime"]:
+            return 0
+        if not user["free_join_used"]:
+            user["free_join_used"] = True
+            self.free_joins.append(user["user_id"])
+            return 0
+        if self.price == 0:
+            return 0
+        if user["avail_coins"] < self.price:
+            raise errors.InsufficientCoins(self.price, int(user["avail_coins"]))
+        user["avail_coins"] -= self.price
+        self.charges[user["user_id"]] += self.price
+        self.ledger.append({"user_id": user["user_id"], "delta": -self.price,
+                            "balance_after": user["avail_coins"], "reason": "join_charge",
+                            "room_id": room["room_id"], "created_at": self.now})
+        return self.price
+
+    @staticmethod
+    def _answer(room, charged, user):
+        return {"room": views.room(room, room["members"]), "charged": charged,
+                "availCoins": int(user["avail_coins"])}
+
+    async def _write(self):
+        tx = self.tx
+        if self.used_invitations:
+            await tx.execute("use_invitations", invitation_ids=tuple(self.used_invitations),
+                             used_at=self.now)
+        for seats, room_ids in _by_count(self.seats):
+            await tx.execute("add_seats", seats=seats, room_ids=room_ids)
+        if self.free_joins:
+            await tx.execute("use_free_joins", user_ids=tuple(self.free_joins))
+        for amount, user_ids in _by_count(self.charges):
+            await tx.execute("take_coins", amount=amount, user_ids=user_ids)
+        if self.ledger:
+            await tx.execute_many("insert_ledger_entry", self.ledger)
+        if self.memberships:
+            await tx.execute_many("insert_membership", self.memberships)
+
+
+def _by_count(counter):
+    """``(count, keys)`` for each distinct count: one statement per amount, not per key."""
+    groups = collections.defaultdict(list)
+    for key, count in counter.items():
+        groups[count].append(key)
+    return [(count, tuple(sorted(keys))) for count, keys in sorted(groups.items())]
