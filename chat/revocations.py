@@ -20,6 +20,7 @@ others as soon as the broker delivers it (milliseconds), or at the latest
 import collections
 import time
 
+from .batching import Batcher
 from .lru import Lru
 
 
@@ -35,7 +36,16 @@ class Revocations:
         self._clean = Lru(size)                    # jti -> when the database said "not revoked"
         self._heard = 0                            # logouts heard of so far
         self._outages = broker.outages
+        # Tokens seen for the first time at the same moment (a burst of
+        # logins, sockets reconnecting after a restart) share one query.
+        self._reads = Batcher(self._read, max_batch=500, workers=2)
         broker.on_revocation(self._on_revocation)
+
+    async def _read(self, batch):
+        jtis = tuple({pending.work for pending in batch})
+        revoked = {row["jti"] for row in await self._db.fetch_all("revoked_among", jtis=jtis)}
+        for pending in batch:
+            pending.settle(pending.work in revoked)
 
     def _on_revocation(self, jti):
         self._heard += 1
@@ -65,7 +75,7 @@ class Revocations:
         if checked is not None and self._clock() - checked < self._max_age:
             return False
         heard, outages = self._heard, self._outages
-        revoked = await self._db.fetch_one("is_token_revoked", jti=jti) is not None
+        revoked = await self._reads.submit(jti)
         if revoked:
             self._remember_revoked(jti, self._clock() + self._token_ttl)
         elif (heard == self._heard and outages == self._broker.outages

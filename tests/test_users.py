@@ -442,6 +442,17 @@ async def test_a_token_already_used_is_refused_once_it_expires(api):
 
 
 @pytest.mark.gen_test
+async def test_tokens_first_seen_together_are_each_checked(api, sql):
+    # Their revocation look-ups share one query: each answer must still be its own.
+    users = [await api.user() for _ in range(10)]
+    for user in users[::3]:
+        revoke_behind_the_broker(sql, user)
+    results = await asyncio.gather(*(api.get(f"/api/profile/{u.user_id}", token=u.token)
+                                     for u in users))
+    assert [r.status for r in results] == [401 if i % 3 == 0 else 200 for i in range(10)]
+
+
+@pytest.mark.gen_test
 @pytest.mark.settings(token_recheck=0.3)
 async def test_a_logout_known_only_to_the_database_takes_effect_within_the_recheck(api, sql):
     user = await api.user()

@@ -27,7 +27,7 @@ import collections
 from .. import errors, security
 from ..timeutil import utcnow
 from . import views
-from .group_commit import GroupCommit
+from ..batching import Batcher
 
 
 class _Join:
@@ -44,7 +44,7 @@ class JoinWriter:
         self._db = db
         self._broker = broker
         self._price = price
-        self._batches = GroupCommit(self._write, max_batch, writers)
+        self._batches = Batcher(self._write, max_batch, writers)
 
     def submit(self, user_id, room_id=None, token=None):
         """Queue a join by room (password already checked) or by invitation token.

@@ -25,7 +25,7 @@ from .. import errors
 from ..db.pool import is_duplicate
 from ..timeutil import utcnow
 from . import messages, views
-from .group_commit import GroupCommit
+from ..batching import Batcher
 
 log = logging.getLogger("chat.messages")
 
@@ -55,7 +55,7 @@ class MessageWriter:
     def __init__(self, db, broker, max_batch=100, writers=3):
         self._db = db
         self._broker = broker
-        self._batches = GroupCommit(self._write, max_batch, writers)
+        self._batches = Batcher(self._write, max_batch, writers)
 
     def submit(self, user_id, room_id, content, client_msg_id):
         """Queue a message; the future resolves to ``(created, Message)`` or raises."""

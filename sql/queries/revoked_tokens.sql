@@ -3,9 +3,6 @@
 INSERT IGNORE INTO revoked_tokens (jti, user_id, expires_at)
 VALUES (%(jti)s, %(user_id)s, %(expires_at)s);
 
--- name: is_token_revoked
-SELECT 1 AS revoked FROM revoked_tokens WHERE jti = %(jti)s;
-
 -- name: revoked_among
 -- Which of the given token ids (a non-empty tuple) are revoked.
 SELECT jti FROM revoked_tokens WHERE jti IN %(jtis)s;
