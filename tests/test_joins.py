@@ -7,6 +7,7 @@ import bcrypt
 import pymysql
 import pytest
 
+from chat.actions import join_writer
 from conftest import mysql_connect, query
 
 
@@ -402,3 +403,29 @@ async def test_refusals_among_concurrent_joins_change_nothing(api, sql):
     for user, resp in [(broke, short), *zip(payers, paid)]:
         expected = 0 if resp.status == 200 else (100 if user is broke else 150)
         assert ledger_matches_balance(sql, user.user_id) == (True, expected)
+
+
+@pytest.mark.gen_test
+async def test_batch_writes_refuse_what_the_rows_cannot_hold(api, ctx, sql):
+    # Should a batch's decisions ever disagree with its locked rows, its
+    # guarded writes notice and the whole batch rolls back.
+    owner = await api.user(prime=True)
+    room = await api.room(owner)
+    user = await api.user(coins=100)
+
+    async def overcharge(tx):
+        await join_writer._all_rows(tx, "add_seats", [room["roomId"]], seats=1,
+                                    room_ids=(room["roomId"],))
+        await join_writer._all_rows(tx, "take_coins", [user.user_id], amount=150,
+                                    user_ids=(user.user_id,))
+
+    async def overbook(tx):
+        await join_writer._all_rows(tx, "add_seats", [room["roomId"]], seats=6,
+                                    room_ids=(room["roomId"],))
+
+    for writes in (overcharge, overbook):
+        with pytest.raises(RuntimeError):
+            await ctx.db.transaction("buggy_batch", writes)
+    (row,) = query(sql, "SELECT member_count FROM rooms WHERE room_id = %s", room["roomId"])
+    assert row["member_count"] == 1
+    assert ledger_matches_balance(sql, user.user_id) == (True, 100)

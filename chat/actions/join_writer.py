@@ -56,7 +56,8 @@ class JoinWriter:
 
     async def _write(self, batch):
         joins = [pending.work for pending in batch]
-        outcomes = await self._db.transaction("join_rooms", lambda tx: _Batch(self, tx).run(joins))
+        outcomes = await self._db.transaction(
+            "join_rooms", lambda tx: _Batch(tx, self._price, self._broker).run(joins))
         for pending, outcome in zip(batch, outcomes):
             pending.settle(outcome)
 
@@ -64,10 +65,10 @@ class JoinWriter:
 class _Batch:
     """One batch's transaction: the locked rows, the decisions, the writes."""
 
-    def __init__(self, writer, tx):
+    def __init__(self, tx, price, broker):
         self.tx = tx
-        self.price = writer._price
-        self.broker = writer._broker
+        self.price = price
+        self.broker = broker
         self.now = utcnow()
         self.invitations = {}  # token hash -> row
         self.rooms = {}        # room_id (case matters) -> row, with "members" (a list)
@@ -178,15 +179,22 @@ class _Batch:
             await tx.execute("use_invitations", invitation_ids=tuple(self.used_invitations),
                              used_at=self.now)
         for seats, room_ids in _by_count(self.seats):
-            await tx.execute("add_seats", seats=seats, room_ids=room_ids)
+            await _all_rows(tx, "add_seats", room_ids, seats=seats, room_ids=room_ids)
         if self.free_joins:
             await tx.execute("use_free_joins", user_ids=tuple(self.free_joins))
         for amount, user_ids in _by_count(self.charges):
-            await tx.execute("take_coins", amount=amount, user_ids=user_ids)
+            await _all_rows(tx, "take_coins", user_ids, amount=amount, user_ids=user_ids)
         if self.ledger:
             await tx.execute_many("insert_ledger_entry", self.ledger)
         if self.memberships:
             await tx.execute_many("insert_membership", self.memberships)
+
+
+async def _all_rows(tx, name, keys, **params):
+    """Run a guarded UPDATE that the locked rows say must affect every one of ``keys``."""
+    rows, _ = await tx.execute(name, **params)
+    if rows != len(keys):  # the decisions and the rows disagree: write none of it
+        raise RuntimeError(f"{name} changed {rows} of {len(keys)} rows")
 
 
 def _by_count(counter):

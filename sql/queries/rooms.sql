@@ -33,9 +33,11 @@ SELECT room_id, name, owner_id, capacity, member_count, created_at
 FROM rooms WHERE room_id IN %(room_ids)s ORDER BY room_id FOR UPDATE;
 
 -- name: add_seats
--- Run under lock_rooms_for_joins, which saw the seats free (the capacity
--- CHECK refuses an overfull room anyway). room_ids is a non-empty tuple.
-UPDATE rooms SET member_count = member_count + %(seats)s WHERE room_id IN %(room_ids)s;
+-- Takes seats in each of room_ids (a non-empty tuple) that has them free; run
+-- under lock_rooms_for_joins, which saw that all have: the caller checks that
+-- every row was affected.
+UPDATE rooms SET member_count = member_count + %(seats)s
+WHERE room_id IN %(room_ids)s AND member_count + %(seats)s <= capacity;
 
 -- name: free_seat
 UPDATE rooms SET member_count = member_count - 1

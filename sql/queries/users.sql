@@ -46,9 +46,11 @@ SELECT user_id, avail_coins, is_prime, free_join_used
 FROM users WHERE user_id IN %(user_ids)s ORDER BY user_id FOR UPDATE;
 
 -- name: take_coins
--- Run under lock_users_for_joins, which saw the balances suffice (the CHECK
--- constraint refuses a negative one anyway). user_ids is a non-empty tuple.
-UPDATE users SET avail_coins = avail_coins - %(amount)s WHERE user_id IN %(user_ids)s;
+-- Takes amount from each of user_ids (a non-empty tuple) that can pay it; run
+-- under lock_users_for_joins, which saw that all can: the caller checks that
+-- every row was affected.
+UPDATE users SET avail_coins = avail_coins - %(amount)s
+WHERE user_id IN %(user_ids)s AND avail_coins >= %(amount)s;
 
 -- name: use_free_joins
 -- Run under lock_users_for_joins. user_ids is a non-empty tuple.
