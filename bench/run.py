@@ -36,6 +36,7 @@ does not count.
 
 import argparse
 import base64
+import collections
 import dataclasses
 import datetime
 import json
@@ -131,6 +132,9 @@ def parse_args(argv):
     size.add_argument("--join-tries", type=int, help="distinct rooms each user tries to join")
     size.add_argument("--join-coins", type=int, help="paid joins each user can afford")
     size.add_argument("--join-concurrency", type=int, help="joins in flight")
+    parser.add_argument("--join-processes", type=int, default=1,
+                        help="server processes the joins are spread over (default 1; "
+                             "the figures of the issue are one process's)")
     parser.add_argument("--room-hash-cost", type=int, default=4,
                         help="bcrypt cost of the seeded room passwords that joins verify "
                              "(rooms made through the API get the server's cost, 12)")
@@ -596,21 +600,37 @@ class Bench:
 
     # --- HTTP phases ---
 
-    def http(self, name, server, requests, concurrency, burst=False):
-        spec = dict(mode="http", host="127.0.0.1", port=server.port, requests=requests,
-                    concurrency=concurrency, burst=burst, warmup=1.0,
-                    duration=self.args.http_duration, open_files=concurrency + 256)
-        meter = CpuMeter(dict(server=server.pid, mysqld=self.mysqld))
+    def http(self, name, servers, requests, concurrency, burst=False):
+        """Send ``requests`` over ``concurrency`` keep-alive connections, spread over ``servers``.
+
+        One load generator per server; their counts are added up, their
+        latencies pooled, and a burst's window is the longest of theirs.
+        """
+        count = len(servers)
+        specs = [dict(mode="http", host="127.0.0.1", port=server.port,
+                      requests=requests[i::count], concurrency=max(1, concurrency // count),
+                      burst=burst, warmup=1.0, duration=self.args.http_duration,
+                      open_files=concurrency + 256)
+                 for i, server in enumerate(servers)]
+        named = {"server" if count == 1 else f"server{i + 1}": server.pid
+                 for i, server in enumerate(servers)}
+        meter = CpuMeter(dict(named, mysqld=self.mysqld))
         measured = None if burst else (1.0, self.args.http_duration)
         if burst:
             meter.begin()
         ready, results, extra = self.loadgens(
-            [spec], meter=meter, measured=measured,
-            py_spy=None if burst else self.spy(server.pid, name))
-        result = results[0]
-        result["py_spy"] = extra["py_spy"]
+            specs, meter=meter, measured=measured,
+            py_spy=None if burst else self.spy(servers[0].pid, name))
+        result = dict(completed=sum(r["completed"] for r in results),
+                      paid=sum(r["paid"] for r in results),
+                      window_s=max(r["window_s"] for r in results),
+                      statuses=dict(sum((collections.Counter(r["statuses"]) for r in results),
+                                        collections.Counter())),
+                      latencies_ms=[x for r in results for x in r["latencies_ms"]],
+                      py_spy=extra["py_spy"])
         cpu = meter.end() if burst else dict(extra["cpu"] or {})
-        cpu["loadgen1"] = round(result["cpu_s"] / max(result["window_s"], 1e-9), 3)
+        for i, r in enumerate(results):
+            cpu[f"loadgen{i + 1}"] = round(r["cpu_s"] / max(r["window_s"], 1e-9), 3)
         result["cpu"] = cpu
         return result
 
@@ -709,14 +729,14 @@ def phase_http(bench, server, seeded, report):
     logins = [["POST", "/api/login", None, {"userId": u, "password": PASSWORD}]
               for u in seeded.login_users]
     if logins:
-        r = bench.http("logins", server, logins, args.login_concurrency)
+        r = bench.http("logins", [server], logins, args.login_concurrency)
         ok = r["statuses"].get("200", 0)
         report.figure("logins_per_s", ok / r["window_s"], r, faults=r["completed"] - ok,
                       extra={"login_p50_ms": percentile(sorted(r["latencies_ms"]), 50)})
     users = [m for _, members in seeded.msg_rooms for m in members]
     gets = [["GET", f"/api/profile/{bench.rng.choice(users)}", bench.token(u), None]
             for u in bench.rng.sample(users, min(len(users), 500))]
-    r = bench.http("profile_gets", server, gets, args.http_concurrency)
+    r = bench.http("profile_gets", [server], gets, args.http_concurrency)
     ok = r["statuses"].get("200", 0)
     lat = sorted(r["latencies_ms"])
     report.figure("profile_gets_per_s", ok / r["window_s"], r, faults=r["completed"] - ok,
@@ -761,9 +781,15 @@ def phase_joins(bench, server, seeded, report):
             attempts.append(["POST", "/api/joinroom", bench.token(user_id),
                              {"roomId": room_id, "password": ROOM_PASSWORD}])
     bench.rng.shuffle(attempts)
-    before = bench.db.statements()
-    r = bench.http("joins", server, attempts, args.join_concurrency, burst=True)
-    statements = bench.db.statements() - before - 1
+    servers = [server] + [bench.start_server(f"server-joins-{i + 2}")
+                          for i in range(args.join_processes - 1)]
+    try:
+        before = bench.db.statements()
+        r = bench.http("joins", servers, attempts, args.join_concurrency, burst=True)
+        statements = bench.db.statements() - before - 1
+    finally:
+        for extra in servers[1:]:
+            bench.procs.stop(extra)
     checks = {name: bench.db.count(name) for name in (
         "count_overfull_rooms", "count_negative_balances", "count_ledger_mismatches",
         "count_double_charges")}
@@ -774,6 +800,7 @@ def phase_joins(bench, server, seeded, report):
                   extra={"join_attempts_per_s": rnd(r["completed"] / r["window_s"]),
                          "join_statuses": r["statuses"], "join_room_hash_cost": args.room_hash_cost,
                          "join_statements_per_attempt": rnd(statements / len(attempts), 2),
+                         "join_processes": args.join_processes,
                          "overbooked": violations})
     report.notes["joins"] = (f"{len(attempts)} attempts, {r['paid']} paid, "
                              f"statuses {r['statuses']}, checks {checks}, "
