@@ -15,19 +15,21 @@ to ``max_batch``) in one transaction of a fixed number of statements:
    member joins free, a non-prime member's first room is free, every other
    costs the price, or is refused for a short balance;
 3. write it all in a handful of set-wise statements (seats, coins, free
-   joins, ledger rows, memberships, used invitations) and commit;
+   joins, ledger rows, memberships, used invitations) and commit. The seat
+   and coin updates repeat the capacity and balance conditions and must
+   touch every row decided on, or the whole batch rolls back;
 4. publish ``member_joined`` for each new member after commit.
 
 A refused join changes nothing: its invitation stays usable, its coins and
-free join untouched. CHECK constraints (capacity, balance) back the decisions.
+free join untouched. CHECK constraints (capacity, balance) back it all.
 """
 
 import collections
 
 from .. import errors, security
+from ..batching import Batcher
 from ..timeutil import utcnow
 from . import views
-from ..batching import Batcher
 
 
 class _Join:
