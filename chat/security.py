@@ -68,8 +68,9 @@ class VerifiedPasswords:
     a room's password never changes once the room exists. Concurrent checks
     of one pair share one bcrypt run, so a burst of joins to a new room costs
     one hash, not one per joiner. A wrong password is never remembered, so
-    every guess costs a full bcrypt check. The digests are keyed with a
-    secret of this process, and the memory is bounded.
+    every guess costs a full bcrypt check (the same guess sent several times
+    at once shares one). The digests are keyed with a secret of this
+    process, and the memory is bounded.
     """
 
     def __init__(self, hasher, size=10000):
