@@ -88,7 +88,7 @@ def _define_options():
     d("port", default=8888, type=int, help="port to listen on")
     d("database_url", default="mysql://root@127.0.0.1:3306/chat", help="MySQL/MariaDB URL")
     d("db_pool_size", default=20, type=int,
-      help="most database connections in each pool (reads; transactions)")
+      help="most database connections (a quarter for transactions, the rest for reads)")
     d("jwt_secret", default="", help="HS256 secret (generated into var/ when empty)")
     d("token_ttl", default=86400, type=int, help="seconds a login token lives")
     d("bcrypt_rounds", default=12, type=int, help="bcrypt cost (production: 12)")

@@ -10,7 +10,7 @@ import time
 import pytest
 from tornado import httpclient
 
-from conftest import PASSWORD, revoke_behind_the_broker
+from conftest import PASSWORD, query, revoke_behind_the_broker
 
 
 async def eventually(check, timeout=15, what="condition"):
@@ -151,3 +151,17 @@ async def test_proxy_headers_are_trusted_only_behind_a_proxy(server_procs, behin
     assert resp.status == 200
     await eventually(lambda: f"200 GET /api/health {logged}" in server.log(),
                      what="the access log line")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_process_holds_no_more_connections_than_its_pool_size(server_procs, sql, database):
+    server = server_procs(db_pool_size=4)
+    users = [await server.api.user() for _ in range(6)]
+    owner = await server.api.user(prime=True)
+    await asyncio.gather(
+        *(server.api.get(f"/api/profile/{u.user_id}", token=u.token)
+          for u in users for _ in range(5)),
+        *(server.api.room(owner, name=f"R{i}") for i in range(6)))
+    (row,) = query(sql, "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST "
+                        "WHERE DB = %s AND ID <> CONNECTION_ID()", database.database)
+    assert 2 <= row["n"] <= 4

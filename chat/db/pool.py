@@ -103,16 +103,21 @@ class Database:
 
     @classmethod
     async def connect(cls, url, queries, maxsize=20):
-        """Two pools of at most ``maxsize`` connections each: reads, and transactions."""
+        """At most ``maxsize`` connections (and at least two): a quarter for transactions.
+
+        Transactions are few at a time (messages and joins are written in
+        batches); reads come with every request.
+        """
+        writes = max(1, maxsize // 4)
         pools = []
         try:
-            for autocommit in (True, False):
+            for autocommit, size in ((True, max(1, maxsize - writes)), (False, writes)):
                 pools.append(await aiomysql.create_pool(
                     host=url.host, port=url.port, user=url.user, password=url.password,
                     db=url.database, charset="utf8mb4", autocommit=autocommit,
                     sql_mode=SQL_MODE,
                     init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-                    minsize=1, maxsize=maxsize, pool_recycle=3600,
+                    minsize=1, maxsize=size, pool_recycle=3600,
                 ))
         except BaseException:
             for pool in pools:
