@@ -151,6 +151,8 @@ def parse_args(argv):
     unknown = set(args.phases) - set(PHASES)
     if unknown:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    if args.join_processes < 1:
+        parser.error("--join-processes must be at least 1")
     return args
 
 
