@@ -30,6 +30,7 @@ from .. import errors, security
 from ..batching import Batcher
 from ..timeutil import utcnow
 from . import views
+from .rooms import has_member
 
 
 class _Join:
@@ -122,7 +123,7 @@ class _Batch:
         user = self.users.get(join.user_id.lower())
         if user is None:
             raise errors.NotFound("No such user.")
-        if join.user_id.lower() in (m.lower() for m in room["members"]):
+        if has_member(room["members"], join.user_id):
             self._use(invitation)
             return self._answer(room, 0, user)
         if room["member_count"] >= room["capacity"]:

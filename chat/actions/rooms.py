@@ -53,13 +53,13 @@ async def get_room(ctx, user_id, room_id):
     if row is None:
         raise errors.NotFound("No such room.")
     members = [m["user_id"] for m in await ctx.db.fetch_all("list_members", room_id=room_id)]
-    if not _contains(members, user_id):
+    if not has_member(members, user_id):
         raise errors.NotRoomMember()
     return views.room(row, members)
 
 
-def _contains(user_ids, user_id):
-    # userIds compare without case, as the users table does.
+def has_member(user_ids, user_id):
+    """Whether ``user_id`` is among ``user_ids`` (userIds compare without case)."""
     return user_id.lower() in (u.lower() for u in user_ids)
 
 
