@@ -365,33 +365,24 @@ class BenchDatabase:
             for i in range(0, len(rows), 2000):
                 cur.executemany(self.queries[name].sql, rows[i:i + 2000])
 
-    def count(self, name):
-        conn = self.connect()
+    def _one_row(self, statement, database=True):
+        conn = self.connect(database=database)
         try:
             with conn.cursor() as cur:
-                cur.execute(self.queries[name].sql)
-                return int(cur.fetchone()[0])
+                cur.execute(statement)
+                return cur.fetchone()
         finally:
             conn.close()
+
+    def count(self, name):
+        return int(self._one_row(self.queries[name].sql)[0])
 
     def statements(self):
         """Statements the database server has run for its clients so far (all of them)."""
-        conn = self.connect(database=False)
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SHOW GLOBAL STATUS LIKE 'Questions'")
-                return int(cur.fetchone()[1])
-        finally:
-            conn.close()
+        return int(self._one_row("SHOW GLOBAL STATUS LIKE 'Questions'", database=False)[1])
 
     def version(self):
-        conn = self.connect(database=False)
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT VERSION()")
-                return cur.fetchone()[0]
-        finally:
-            conn.close()
+        return self._one_row("SELECT VERSION()", database=False)[0]
 
     def seed(self, args, rng):
         """Users, rooms and memberships for every phase, in bulk."""
