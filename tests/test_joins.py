@@ -25,6 +25,12 @@ async def invite(api, owner, room_id, invitee):
     return resp.body["invitation"]["token"]
 
 
+async def seat_prime_members(api, room_id, count):
+    """Fill ``count`` seats of the room with new prime members."""
+    for _ in range(count):
+        assert (await api.join(await api.user(prime=True), room_id)).status == 200
+
+
 @pytest.mark.gen_test
 async def test_non_prime_first_room_free_then_150_each(api, sql):
     owner = await api.user(prime=True)
@@ -129,8 +135,7 @@ async def test_full_room_refuses_the_seventh(api):
 async def test_full_room_does_not_charge_or_use_free_join(api, sql):
     owner = await api.user(prime=True)
     room = await api.room(owner)
-    for _ in range(5):
-        await api.join(await api.user(prime=True), room["roomId"])
+    await seat_prime_members(api, room["roomId"], 5)
     user = await api.user(coins=500)
     assert (await api.join(user, room["roomId"])).status == 409
     profile = (await api.get(f"/api/profile/{user.user_id}", token=user.token)).body["user"]
@@ -289,8 +294,7 @@ async def test_invitation_to_a_full_room_is_not_consumed(api, sql):
     invitee = await api.user(prime=True)
     room = await api.room(owner)
     token = await invite(api, owner, room["roomId"], invitee)
-    for _ in range(5):
-        await api.join(await api.user(prime=True), room["roomId"])
+    await seat_prime_members(api, room["roomId"], 5)
     full = await api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token)
     assert (full.status, full.body["error"]["code"]) == (409, "room_full")
     used = query(sql, "SELECT used_at FROM invitations WHERE invitee_id = %s", invitee.user_id)
@@ -373,8 +377,7 @@ async def test_the_process_that_made_a_room_knows_its_password(api, ctx, monkeyp
 async def test_refusals_among_concurrent_joins_change_nothing(api, sql):
     owner = await api.user(prime=True)
     room = await api.room(owner)
-    for _ in range(3):
-        await api.join(await api.user(prime=True), room["roomId"])
+    await seat_prime_members(api, room["roomId"], 3)
     invitee = await api.user(prime=True)
     token = await invite(api, owner, room["roomId"], invitee)
     broke = await api.user(coins=100)
