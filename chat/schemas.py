@@ -11,6 +11,7 @@ import jsonschema
 from jsonschema import validators
 
 from . import errors
+from .schema_check import compile_schema
 
 USER_ID = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,64}$",
            "description": "3-64 characters of A-Z a-z 0-9 _ . -"}
@@ -156,9 +157,12 @@ class CompiledSchema:
         Validator.check_schema(schema)
         self.schema = schema
         self._validator = Validator(schema)
+        self._valid = compile_schema(schema)
 
     def validate(self, instance):
         """Return ``instance`` or raise ValidationFailed listing every problem."""
+        if self._valid(instance):
+            return instance
         found = sorted(self._validator.iter_errors(instance), key=lambda e: list(e.path))
         if not found:
             return instance
