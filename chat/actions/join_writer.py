@@ -106,7 +106,7 @@ class _Batch:
             for row in await self.tx.fetch_all("lock_rooms_for_joins", room_ids=ordered):
                 self.rooms[row["room_id"]] = {**row, "members": []}
             for row in await self.tx.fetch_all("list_members_of_rooms", room_ids=ordered):
-                self.rooms[row["room_id"]]["members"].append(row["user_id"])
+                self.rooms[row["room_id"]]["members"] = row["members"].split(",")
         user_ids = tuple(sorted({j.user_id.lower() for j in joins}))
         for row in await self.tx.fetch_all("lock_users_for_joins", user_ids=user_ids):
             self.users[row["user_id"].lower()] = row

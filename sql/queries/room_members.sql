@@ -11,10 +11,13 @@ DELETE FROM room_members WHERE room_id = %(room_id)s AND user_id = %(user_id)s;
 SELECT user_id FROM room_members WHERE room_id = %(room_id)s ORDER BY joined_at, user_id;
 
 -- name: list_members_of_rooms
--- The members of several rooms (room_ids: a non-empty tuple), in join order
--- per room; exact when run under those rooms' locks.
-SELECT room_id, user_id FROM room_members WHERE room_id IN %(room_ids)s
-ORDER BY room_id, joined_at, user_id;
+-- The members of several rooms (room_ids: a non-empty tuple): one row per
+-- room, its userIds in join order joined by commas (a userId has none; six
+-- of them fit in any group_concat_max_len); exact when run under those
+-- rooms' locks. One row per room rather than per member: a batch of joins
+-- reads and decodes a fifth of the rows.
+SELECT room_id, GROUP_CONCAT(user_id ORDER BY joined_at, user_id SEPARATOR ',') AS members
+FROM room_members WHERE room_id IN %(room_ids)s GROUP BY room_id;
 
 -- name: lock_shared_room
 -- One room both users are members of, or nothing. The shared locks on the two
