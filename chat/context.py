@@ -3,6 +3,7 @@
 import dataclasses
 
 from . import ratelimit, security
+from .db.lookup import BatchedLookup
 from .revocations import Revocations
 from .actions.join_writer import JoinWriter
 from .actions.message_writer import MessageWriter
@@ -17,6 +18,7 @@ class Context:
     room_passwords: security.VerifiedPasswords
     tokens: security.TokenIssuer
     revocations: Revocations
+    public_profiles: BatchedLookup
     login_limiter: ratelimit.RateLimiter
     message_writer: MessageWriter
     join_writer: JoinWriter
@@ -32,6 +34,9 @@ class Context:
             room_passwords=security.VerifiedPasswords(passwords),
             tokens=security.TokenIssuer(settings.jwt_secret, settings.token_ttl),
             revocations=Revocations(db, broker, settings.token_recheck, settings.token_ttl),
+            # Profile views at the same moment share one query; userIds compare without case.
+            public_profiles=BatchedLookup(db, "public_profiles_among", "user_ids", "user_id",
+                                          fold=str.lower),
             login_limiter=ratelimit.RateLimiter(settings.login_attempts, settings.login_window),
             message_writer=MessageWriter(db, broker),
             join_writer=JoinWriter(db, broker, settings.join_price),

@@ -20,13 +20,12 @@ others as soon as the broker delivers it (milliseconds), or at the latest
 import collections
 import time
 
-from .batching import Batcher
+from .db.lookup import BatchedLookup
 from .lru import Lru
 
 
 class Revocations:
     def __init__(self, db, broker, max_age, token_ttl, size=100000, clock=time.monotonic):
-        self._db = db
         self._broker = broker
         self._max_age = max_age
         self._token_ttl = token_ttl
@@ -38,14 +37,8 @@ class Revocations:
         self._outages = broker.outages
         # Tokens seen for the first time at the same moment (a burst of
         # logins, sockets reconnecting after a restart) share one query.
-        self._reads = Batcher(self._read, max_batch=500, workers=2)
+        self._revoked_rows = BatchedLookup(db, "revoked_among", "jtis", "jti")
         broker.on_revocation(self._on_revocation)
-
-    async def _read(self, batch):
-        jtis = tuple({pending.work for pending in batch})
-        revoked = {row["jti"] for row in await self._db.fetch_all("revoked_among", jtis=jtis)}
-        for pending in batch:
-            pending.settle(pending.work in revoked)
 
     def _on_revocation(self, jti):
         self._heard += 1
@@ -75,7 +68,7 @@ class Revocations:
         if checked is not None and self._clock() - checked < self._max_age:
             return False
         heard, outages = self._heard, self._outages
-        revoked = await self._reads.submit(jti)
+        revoked = await self._revoked_rows.get(jti) is not None
         if revoked:
             self._remember_revoked(jti, self._clock() + self._token_ttl)
         elif (heard == self._heard and outages == self._broker.outages

@@ -373,6 +373,21 @@ async def test_own_profile_and_someone_elses(api):
     assert_error(missing, 404, "not_found")
 
 
+@pytest.mark.gen_test
+async def test_profiles_viewed_together_each_get_their_own_answer(api):
+    # Views at the same moment share one query: each answer must still be its own,
+    # whatever the case of the userId asked for, and a missing user a 404.
+    viewer = await api.user()
+    users = [await api.user(prime=i % 2 == 0, name=f"Name {i}") for i in range(6)]
+    asked = ([u.user_id for u in users] + [u.user_id.upper() for u in users]
+             + ["nobody_" + secrets.token_hex(4)])
+    results = await asyncio.gather(*(api.get(f"/api/profile/{user_id}", token=viewer.token)
+                                     for user_id in asked))
+    expected = [{key: u.profile[key] for key in PROFILE} for u in users] * 2
+    assert [r.body["user"] for r in results[:-1]] == expected
+    assert_error(results[-1], 404, "not_found")
+
+
 # --- operator grants --------------------------------------------------------------
 
 @pytest.mark.gen_test

@@ -68,8 +68,10 @@ async def logout(ctx, claims):
 
 async def get_profile(ctx, viewer_id, user_id):
     own = user_id.lower() == viewer_id.lower()  # userIds compare without case
-    user = await ctx.db.fetch_one("get_profile" if own else "get_public_profile",
-                                  user_id=user_id)
+    if own:
+        user = await ctx.db.fetch_one("get_profile", user_id=user_id)
+    else:
+        user = await ctx.public_profiles.get(user_id)
     if user is None:
         raise errors.NotFound("No such user.")
     return views.own_profile(user) if own else views.profile(user)

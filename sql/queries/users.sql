@@ -16,9 +16,9 @@ FROM users WHERE user_id = %(user_id)s;
 SELECT user_id, device_id, name, phone, avail_coins, is_prime, free_join_used, created_at
 FROM users WHERE user_id = %(user_id)s;
 
--- name: get_public_profile
--- What anyone may see of a user; no lock.
-SELECT user_id, name, is_prime, created_at FROM users WHERE user_id = %(user_id)s;
+-- name: public_profiles_among
+-- What anyone may see of several users (user_ids: a non-empty tuple); no lock.
+SELECT user_id, name, is_prime, created_at FROM users WHERE user_id IN %(user_ids)s;
 
 -- name: get_user_by_phone
 -- One user by phone; no lock.
