@@ -6,23 +6,27 @@ from .handlers import docs, friends, health, messages, rooms, socket, users
 from .handlers.base import NotFoundHandler
 from .hub import Hub
 
+# An id in a path is one the server could have given out (userId, roomId,
+# requestId): [A-Za-z0-9_.-]. Anything else is no such path, answered with a
+# JSON 404 before it reaches a query: the database refuses to compare other
+# characters with its ASCII id columns.
 ROUTES = [
     (r"/api/health", health.HealthHandler),
     (r"/api/openapi\.json", docs.OpenApiHandler),
     (r"/api/create", users.CreateUserHandler),
     (r"/api/login", users.LoginHandler),
     (r"/api/logout", users.LogoutHandler),
-    (r"/api/profile/([^/]+)", users.ProfileHandler),
-    (r"/api/admin/users/([^/]+)/grants", users.GrantHandler),
+    (r"/api/profile/([A-Za-z0-9_.-]+)", users.ProfileHandler),
+    (r"/api/admin/users/([A-Za-z0-9_.-]+)/grants", users.GrantHandler),
     (r"/api/chatrooms", rooms.RoomsHandler),
-    (r"/api/chatrooms/([^/]+)", rooms.RoomHandler),
-    (r"/api/chatrooms/([^/]+)/leave", rooms.LeaveHandler),
+    (r"/api/chatrooms/([A-Za-z0-9_.-]+)", rooms.RoomHandler),
+    (r"/api/chatrooms/([A-Za-z0-9_.-]+)/leave", rooms.LeaveHandler),
     (r"/api/invite", rooms.InviteHandler),
     (r"/api/joinroom", rooms.JoinHandler),
     (r"/api/messages", messages.MessagesHandler),
     (r"/api/friend-requests", friends.FriendRequestsHandler),
-    (r"/api/friend-requests/([^/]+)", friends.FriendRequestHandler),
-    (r"/api/friend-requests/([^/]+)/(accept|decline)", friends.FriendRequestAnswerHandler),
+    (r"/api/friend-requests/([A-Za-z0-9_.-]+)", friends.FriendRequestHandler),
+    (r"/api/friend-requests/([A-Za-z0-9_.-]+)/(accept|decline)", friends.FriendRequestAnswerHandler),
     (r"/api/friends", friends.FriendsHandler),
 ]
 

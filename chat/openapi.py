@@ -224,6 +224,8 @@ SERVER_FRAMES = {
                           required=["type", "code", "message"]),
 }
 
+# What the route patterns of chat/app.py accept as an id; anything else is a 404.
+PATH_ID = {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"}
 PATH_PARAMETERS = {
     "userId": "A userId (case does not matter).",
     "roomId": "A roomId.",
@@ -295,13 +297,13 @@ ROUTE_DOCS = {
                                "with it are closed with code 4001.",
                    replies={204: ("Revoked.", None)}),
     }},
-    r"/api/profile/([^/]+)": {"/api/profile/{userId}": {
+    r"/api/profile/([A-Za-z0-9_.-]+)": {"/api/profile/{userId}": {
         "get": Op("getProfile", "A user's profile", "Users",
                   replies={200: ("OwnProfile for yourself, Profile for anyone else.",
                                  body(user={"oneOf": [ref("OwnProfile"), ref("Profile")]}))},
                   errors=[("not_found", "no such user")]),
     }},
-    r"/api/admin/users/([^/]+)/grants": {"/api/admin/users/{userId}/grants": {
+    r"/api/admin/users/([A-Za-z0-9_.-]+)/grants": {"/api/admin/users/{userId}/grants": {
         "post": Op("grant", "Grant coins and/or prime (operator)", "Operations", auth="admin",
                    request="grant",
                    description="Coins are added to the balance and written to the coin ledger.",
@@ -320,12 +322,12 @@ ROUTE_DOCS = {
                   replies={200: ("Your rooms.", body(rooms={"type": "array",
                                                             "items": ref("Room")}))}),
     }},
-    r"/api/chatrooms/([^/]+)": {"/api/chatrooms/{roomId}": {
+    r"/api/chatrooms/([A-Za-z0-9_.-]+)": {"/api/chatrooms/{roomId}": {
         "get": Op("getRoom", "One room (members)", "Rooms",
                   replies={200: ("The room.", body(room=ref("Room")))},
                   errors=[NOT_MEMBER, ROOM_NOT_FOUND]),
     }},
-    r"/api/chatrooms/([^/]+)/leave": {"/api/chatrooms/{roomId}/leave": {
+    r"/api/chatrooms/([A-Za-z0-9_.-]+)/leave": {"/api/chatrooms/{roomId}/leave": {
         "post": Op("leaveRoom", "Leave a room (members other than the owner)", "Rooms",
                    description="No refund; a used free join stays used.",
                    replies={204: ("Left.", None)},
@@ -393,13 +395,13 @@ ROUTE_DOCS = {
                   replies={200: ("Requests you sent or received.", body(
                       friendRequests={"type": "array", "items": ref("FriendRequest")}))}),
     }},
-    r"/api/friend-requests/([^/]+)": {"/api/friend-requests/{requestId}": {
+    r"/api/friend-requests/([A-Za-z0-9_.-]+)": {"/api/friend-requests/{requestId}": {
         "delete": Op("withdrawFriendRequest", "Withdraw a pending request you sent", "Friends",
                      replies={204: ("Withdrawn.", None)},
                      errors=[("not_found", "no such request, you are not its sender, or it "
                                            "is no longer pending")]),
     }},
-    r"/api/friend-requests/([^/]+)/(accept|decline)": {
+    r"/api/friend-requests/([A-Za-z0-9_.-]+)/(accept|decline)": {
         "/api/friend-requests/{requestId}/accept": {
             "post": Op("acceptFriendRequest", "Accept a request you received", "Friends",
                        replies={200: ("Accepted; you are friends.",
@@ -484,7 +486,7 @@ def _operation(op, path_params):
     if op.description:
         operation["description"] = op.description
     parameters = [{"name": name, "in": "path", "required": True,
-                   "description": PATH_PARAMETERS[name], "schema": STRING}
+                   "description": PATH_PARAMETERS[name], "schema": PATH_ID}
                   for name in path_params]
     if op.query:
         query = schemas.QUERIES[op.query]

@@ -15,7 +15,10 @@ from .schema_check import compile_schema
 
 USER_ID = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,64}$",
            "description": "3-64 characters of A-Z a-z 0-9 _ . -"}
-OPAQUE_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+# A roomId as the server gives them out; other characters could never match
+# one (and the database refuses to compare them with its ASCII id columns).
+OPAQUE_ID = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$",
+             "description": "an id as the server gave it out: 1-64 characters of A-Z a-z 0-9 _ . -"}
 NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S",
         "description": "1-64 characters, not only spaces"}
 PASSWORD = {"type": "string", "minUtf8Bytes": 8, "maxUtf8Bytes": 72}

@@ -6,6 +6,7 @@ health check.
 
 import json
 import secrets
+from urllib.parse import quote
 
 import pytest
 from tornado import httpclient
@@ -111,6 +112,38 @@ async def test_a_chunked_body_over_64_kib_is_payload_too_large(api):
 async def test_an_unknown_path_is_a_json_404(api, method, path):
     resp = await api.request(method, path)
     assert_error(resp, 404, "not_found")
+    await assert_still_serving(api)
+
+
+ODD_IDS = ["é", "日本", "\U0001F600", "a b", "a%2Fb", "x'y", "a\\b"]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("odd", ODD_IDS)
+async def test_an_id_the_server_never_gives_out_is_refused_clearly(api, odd):
+    # The id columns are ASCII: such an id must never reach a query, where the
+    # database would refuse to compare it (a 500), or fail a batch it shares.
+    user = await api.user(prime=True)
+    room = await api.room(user)
+    quoted = quote(odd, safe="%")
+    for path in (f"/api/profile/{quoted}", f"/api/chatrooms/{quoted}"):
+        assert_error(await api.get(path, token=user.token), 404, "not_found")
+    assert_error(await api.post(f"/api/chatrooms/{quoted}/leave", token=user.token),
+                 404, "not_found")
+    for path, body in (("/api/joinroom", {"roomId": odd, "password": "room-pass"}),
+                       ("/api/messages", {"roomId": odd, "content": "hi"}),
+                       ("/api/invite", {"roomId": odd, "userId": user.user_id})):
+        resp = await api.post(path, body, token=user.token)
+        assert_error(resp, 400, "validation_failed")
+        assert resp.body["error"]["details"]["errors"][0]["field"] == "roomId"
+    resp = await api.get("/api/messages", params={"roomId": odd}, token=user.token)
+    assert_error(resp, 400, "validation_failed")
+    sock = await api.socket(user)
+    await sock.send({"type": "subscribe", "roomId": odd, "ref": "s1"})
+    error = await sock.expect("error")
+    assert (error["code"], error["ref"]) == ("validation_failed", "s1")
+    await sock.send({"type": "subscribe", "roomId": room["roomId"], "ref": "s2"})
+    assert (await sock.expect("subscribed"))["ref"] == "s2"
     await assert_still_serving(api)
 
 
