@@ -1,4 +1,4 @@
-"""The ceiling: a bare Tornado WebSocket broadcast server for the benchmark.
+"""The ceilings: a bare Tornado WebSocket broadcast, and a bare join answer, for the benchmark.
 
 It speaks the frames of ``GET /api/ws`` that the load generator uses (ready,
 subscribe/subscribed, message/ack, message delivery, ping/pong) with none of
@@ -6,6 +6,11 @@ the real server's work: no database, no token check, no validation, no
 membership. Each room keeps an in-memory ``seq``; a message is encoded once
 and written to every subscriber. What the real server reaches beside this, on
 the same machine with the same load generator and rooms, is ``e2e_vs_ceiling``.
+
+``POST /api/joinroom`` answers every request as a paid join, with a body of
+the real answer's shape, having done nothing: what Tornado's HTTP handling
+alone allows here. The real joins beside it, the same requests over the same
+connections, are ``joins_vs_ceiling``.
 
     python bench/ceiling.py --port=9000 [--echo-sender]
 """
@@ -17,6 +22,7 @@ import datetime
 import gc
 import itertools
 import json
+import logging
 import signal
 
 from tornado import httpserver, web, websocket
@@ -106,6 +112,17 @@ class CeilingSocket(websocket.WebSocketHandler):
                 sockets.discard(self)
 
 
+class JoinCeiling(web.RequestHandler):
+    def post(self):
+        room_id = json.loads(self.request.body)["roomId"]
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps({"room": {"roomId": room_id, "name": "Room", "ownerId": "owner",
+                                    "capacity": 6, "memberCount": 6,
+                                    "members": [f"member{i}" for i in range(6)],
+                                    "createdAt": "2026-01-01T00:00:00.000Z"},
+                           "charged": 150, "availCoins": 150}))
+
+
 class Health(web.RequestHandler):
     def get(self):
         self.write({"status": "ok"})
@@ -121,6 +138,7 @@ async def main():
     args = parser.parse_args()
     hub = Hub(args.echo_sender)
     app = web.Application([(r"/api/ws", CeilingSocket, {"hub": hub}),
+                           (r"/api/joinroom", JoinCeiling),
                            (r"/api/health", Health)], websocket_ping_interval=30)
     server = httpserver.HTTPServer(app)
     server.listen(args.port, args.host)
@@ -137,4 +155,7 @@ async def main():
 
 
 if __name__ == "__main__":
+    # Logged as server.py logs, access lines included, so neither side is favoured.
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(main())
