@@ -17,7 +17,9 @@ e2e      saturation: rooms of 6 subscribed clients, each keeping ``--window``
 open     the same rooms at a fixed ``--rate`` of messages/s: latency p50/p99.
 joins    paid joins under contention: many non-prime users with coins and their
          free join used, few rooms, concurrent joins; then SQL checks that no
-         room holds more than 6, no balance is negative and every ledger adds up.
+         room holds more than 6, no balance is negative and every ledger adds up;
+         then the same requests against ``bench/ceiling.py``'s bare join answer:
+         ``joins_vs_ceiling``.
 ceiling  ``bench/ceiling.py`` (no database, auth or validation) driven by the same
          load generator with the same rooms: ``e2e_vs_ceiling``.
 conns    ``--conns`` authenticated, subscribed, idle sockets on a fresh server
