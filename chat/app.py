@@ -5,28 +5,27 @@ from tornado import web
 from .handlers import docs, friends, health, messages, rooms, socket, users
 from .handlers.base import NotFoundHandler
 from .hub import Hub
+from .schemas import PATH_ID
 
-# An id in a path is one the server could have given out (userId, roomId,
-# requestId): [A-Za-z0-9_.-]. Anything else is no such path, answered with a
-# JSON 404 before it reaches a query: the database refuses to compare other
-# characters with its ASCII id columns.
+# An id in a path is made of schemas.ID_CHARS; any other is no such path (a JSON 404).
 ROUTES = [
     (r"/api/health", health.HealthHandler),
     (r"/api/openapi\.json", docs.OpenApiHandler),
     (r"/api/create", users.CreateUserHandler),
     (r"/api/login", users.LoginHandler),
     (r"/api/logout", users.LogoutHandler),
-    (r"/api/profile/([A-Za-z0-9_.-]+)", users.ProfileHandler),
-    (r"/api/admin/users/([A-Za-z0-9_.-]+)/grants", users.GrantHandler),
+    (f"/api/profile/{PATH_ID}", users.ProfileHandler),
+    (f"/api/admin/users/{PATH_ID}/grants", users.GrantHandler),
     (r"/api/chatrooms", rooms.RoomsHandler),
-    (r"/api/chatrooms/([A-Za-z0-9_.-]+)", rooms.RoomHandler),
-    (r"/api/chatrooms/([A-Za-z0-9_.-]+)/leave", rooms.LeaveHandler),
+    (f"/api/chatrooms/{PATH_ID}", rooms.RoomHandler),
+    (f"/api/chatrooms/{PATH_ID}/leave", rooms.LeaveHandler),
     (r"/api/invite", rooms.InviteHandler),
     (r"/api/joinroom", rooms.JoinHandler),
     (r"/api/messages", messages.MessagesHandler),
     (r"/api/friend-requests", friends.FriendRequestsHandler),
-    (r"/api/friend-requests/([A-Za-z0-9_.-]+)", friends.FriendRequestHandler),
-    (r"/api/friend-requests/([A-Za-z0-9_.-]+)/(accept|decline)", friends.FriendRequestAnswerHandler),
+    (f"/api/friend-requests/{PATH_ID}", friends.FriendRequestHandler),
+    (f"/api/friend-requests/{PATH_ID}/(accept|decline)",
+     friends.FriendRequestAnswerHandler),
     (r"/api/friends", friends.FriendsHandler),
 ]
 

@@ -225,7 +225,7 @@ SERVER_FRAMES = {
 }
 
 # What the route patterns of chat/app.py accept as an id; anything else is a 404.
-PATH_ID = {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"}
+PATH_ID_SCHEMA = {"type": "string", "pattern": f"^{schemas.ID_CHARS}+$"}
 PATH_PARAMETERS = {
     "userId": "A userId (case does not matter).",
     "roomId": "A roomId.",
@@ -297,13 +297,13 @@ ROUTE_DOCS = {
                                "with it are closed with code 4001.",
                    replies={204: ("Revoked.", None)}),
     }},
-    r"/api/profile/([A-Za-z0-9_.-]+)": {"/api/profile/{userId}": {
+    f"/api/profile/{schemas.PATH_ID}": {"/api/profile/{userId}": {
         "get": Op("getProfile", "A user's profile", "Users",
                   replies={200: ("OwnProfile for yourself, Profile for anyone else.",
                                  body(user={"oneOf": [ref("OwnProfile"), ref("Profile")]}))},
                   errors=[("not_found", "no such user")]),
     }},
-    r"/api/admin/users/([A-Za-z0-9_.-]+)/grants": {"/api/admin/users/{userId}/grants": {
+    f"/api/admin/users/{schemas.PATH_ID}/grants": {"/api/admin/users/{userId}/grants": {
         "post": Op("grant", "Grant coins and/or prime (operator)", "Operations", auth="admin",
                    request="grant",
                    description="Coins are added to the balance and written to the coin ledger.",
@@ -322,12 +322,12 @@ ROUTE_DOCS = {
                   replies={200: ("Your rooms.", body(rooms={"type": "array",
                                                             "items": ref("Room")}))}),
     }},
-    r"/api/chatrooms/([A-Za-z0-9_.-]+)": {"/api/chatrooms/{roomId}": {
+    f"/api/chatrooms/{schemas.PATH_ID}": {"/api/chatrooms/{roomId}": {
         "get": Op("getRoom", "One room (members)", "Rooms",
                   replies={200: ("The room.", body(room=ref("Room")))},
                   errors=[NOT_MEMBER, ROOM_NOT_FOUND]),
     }},
-    r"/api/chatrooms/([A-Za-z0-9_.-]+)/leave": {"/api/chatrooms/{roomId}/leave": {
+    f"/api/chatrooms/{schemas.PATH_ID}/leave": {"/api/chatrooms/{roomId}/leave": {
         "post": Op("leaveRoom", "Leave a room (members other than the owner)", "Rooms",
                    description="No refund; a used free join stays used.",
                    replies={204: ("Left.", None)},
@@ -395,13 +395,13 @@ ROUTE_DOCS = {
                   replies={200: ("Requests you sent or received.", body(
                       friendRequests={"type": "array", "items": ref("FriendRequest")}))}),
     }},
-    r"/api/friend-requests/([A-Za-z0-9_.-]+)": {"/api/friend-requests/{requestId}": {
+    f"/api/friend-requests/{schemas.PATH_ID}": {"/api/friend-requests/{requestId}": {
         "delete": Op("withdrawFriendRequest", "Withdraw a pending request you sent", "Friends",
                      replies={204: ("Withdrawn.", None)},
                      errors=[("not_found", "no such request, you are not its sender, or it "
                                            "is no longer pending")]),
     }},
-    r"/api/friend-requests/([A-Za-z0-9_.-]+)/(accept|decline)": {
+    f"/api/friend-requests/{schemas.PATH_ID}/(accept|decline)": {
         "/api/friend-requests/{requestId}/accept": {
             "post": Op("acceptFriendRequest", "Accept a request you received", "Friends",
                        replies={200: ("Accepted; you are friends.",
@@ -486,7 +486,7 @@ def _operation(op, path_params):
     if op.description:
         operation["description"] = op.description
     parameters = [{"name": name, "in": "path", "required": True,
-                   "description": PATH_PARAMETERS[name], "schema": PATH_ID}
+                   "description": PATH_PARAMETERS[name], "schema": PATH_ID_SCHEMA}
                   for name in path_params]
     if op.query:
         query = schemas.QUERIES[op.query]

@@ -13,11 +13,17 @@ from jsonschema import validators
 from . import errors
 from .schema_check import compile_schema
 
-USER_ID = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,64}$",
+# The characters of every id: userIds (chosen at registration), roomIds and
+# requestIds (given out by the server). No other can match a stored id, and
+# the database refuses to compare them with its ASCII id columns, so an id
+# with others is refused before it reaches a query: in a path (PATH_ID, in
+# chat/app.py's routes) it is no such path, in a body it fails validation.
+ID_CHARS = "[A-Za-z0-9_.-]"
+PATH_ID = f"({ID_CHARS}+)"
+
+USER_ID = {"type": "string", "pattern": f"^{ID_CHARS}{{3,64}}$",
            "description": "3-64 characters of A-Z a-z 0-9 _ . -"}
-# A roomId as the server gives them out; other characters could never match
-# one (and the database refuses to compare them with its ASCII id columns).
-OPAQUE_ID = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$",
+OPAQUE_ID = {"type": "string", "pattern": f"^{ID_CHARS}{{1,64}}$",
              "description": "an id as the server gave it out: 1-64 characters of A-Z a-z 0-9 _ . -"}
 NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S",
         "description": "1-64 characters, not only spaces"}
