@@ -33,7 +33,7 @@ OTHERS = [None, True, False, 0, 1, -1, 2, 150, 199, 200, 201, 10**9, 10**9 + 1, 
 
 def candidates(schema):
     """Every sample value, and those of them ``schema`` accepts."""
-    pool = STRINGS + OTHERS + [schema["const"]] if "const" in schema else STRINGS + OTHERS
+    pool = STRINGS + OTHERS + ([schema["const"]] if "const" in schema else [])
     validator = schemas.Validator(schema)
     return pool, [value for value in pool if validator.is_valid(value)]
 
