@@ -3,13 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench clean
+.PHONY: run test check bench clean
 
 run: $(VENV)/.runtime
 	$(PY) server.py
 
 test: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Lint, format and types; CI runs it before the tests.
+check: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # QUICK=1: the short run (under two minutes); BENCH_ARGS: any option of bench/run.py --help.
 bench: $(VENV)/.dev

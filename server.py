@@ -14,18 +14,17 @@ import logging
 import os
 import signal
 import sys
-import time
-import weakref
 
-from tornado import httpserver, httputil, ioloop
+from tornado import httpserver, ioloop
 
 import settings as settings_module
 from chat import app as app_module
-from chat import broker as broker_module
 from chat.context import Context
 from chat.db import migrate, sqlfile
 from chat.db.pool import Database
-from chat.timeutil import utcnow
+from chat.realtime import broker as broker_module
+from chat.util.times import utcnow
+from chat.web.inflight import InFlight, wait_until
 
 log = logging.getLogger("chat.server")
 
@@ -37,90 +36,6 @@ DRAIN_SECONDS = 10.0
 SOCKET_CLOSE_SECONDS = 3.0
 
 
-class InFlight(httputil.HTTPServerConnectionDelegate):
-    """The application, wrapped to know which requests are still being answered.
-
-    A request counts from its headers until its response is finished (or its
-    connection is handed to a WebSocket), so an idle keep-alive connection
-    does not hold up a shutdown, and a WebSocket is not a request in flight.
-    The streams handed to WebSockets are kept (weakly) to see them closed.
-    """
-
-    def __init__(self, application):
-        self.application = application
-        self.requests = set()
-        self.websocket_streams = weakref.WeakSet()
-
-    def start_request(self, server_conn, request_conn):
-        tracked = _TrackedConnection(request_conn, self)
-        return _TrackedDelegate(self.application.start_request(server_conn, tracked), tracked,
-                                self.requests)
-
-    def on_close(self, server_conn):
-        self.application.on_close(server_conn)
-
-    def open_websockets(self):
-        return sum(1 for stream in list(self.websocket_streams) if not stream.closed())
-
-    async def drain(self, timeout):
-        """Wait until no request is in flight; False if some still are after ``timeout``."""
-        return await _wait_until(lambda: not self.requests, timeout)
-
-
-class _TrackedConnection:
-    """The request's HTTPConnection, noting when the response is done."""
-
-    def __init__(self, connection, tracker):
-        self._connection = connection
-        self._tracker = tracker
-
-    def __getattr__(self, name):
-        return getattr(self._connection, name)
-
-    def finish(self):
-        try:
-            return self._connection.finish()
-        finally:
-            self._tracker.requests.discard(self)
-
-    def detach(self):
-        self._tracker.requests.discard(self)
-        stream = self._connection.detach()
-        self._tracker.websocket_streams.add(stream)
-        return stream
-
-
-class _TrackedDelegate(httputil.HTTPMessageDelegate):
-    def __init__(self, delegate, connection, requests):
-        self._delegate = delegate
-        self._connection = connection
-        self._requests = requests
-
-    def headers_received(self, start_line, headers):
-        self._requests.add(self._connection)
-        return self._delegate.headers_received(start_line, headers)
-
-    def data_received(self, chunk):
-        return self._delegate.data_received(chunk)
-
-    def finish(self):
-        return self._delegate.finish()
-
-    def on_connection_close(self):
-        # The client is gone before its response was finished; nobody waits for it.
-        self._requests.discard(self._connection)
-        return self._delegate.on_connection_close()
-
-
-async def _wait_until(check, timeout):
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
-
-
 async def close_websockets(hub, in_flight):
     """Close every WebSocket with 1001 (going away); wait a moment for the handshakes."""
     count = in_flight.open_websockets()
@@ -128,11 +43,14 @@ async def close_websockets(hub, in_flight):
         return
     log.info("closing %d WebSockets", count)
     hub.close_all(1001, "server shutting down")
-    if await _wait_until(lambda: not in_flight.open_websockets(), SOCKET_CLOSE_SECONDS):
+    if await wait_until(lambda: not in_flight.open_websockets(), SOCKET_CLOSE_SECONDS):
         log.info("all WebSockets closed")
     else:
-        log.warning("%d WebSockets did not finish closing within %.0f s",
-                    in_flight.open_websockets(), SOCKET_CLOSE_SECONDS)
+        log.warning(
+            "%d WebSockets did not finish closing within %.0f s",
+            in_flight.open_websockets(),
+            SOCKET_CLOSE_SECONDS,
+        )
 
 
 def make_broker(settings):
@@ -143,8 +61,9 @@ def make_broker(settings):
     Redis keep apart, and processes sharing a database share rooms.
     """
     if settings.redis_url:
-        return broker_module.RedisBroker(settings.redis_url,
-                                         prefix=f"chat:{settings.database.database}:")
+        return broker_module.RedisBroker(
+            settings.redis_url, prefix=f"chat:{settings.database.database}:"
+        )
     return broker_module.LocalBroker()
 
 
@@ -161,11 +80,13 @@ async def start(settings):
     ctx = Context.build(settings, db, broker)
     application = app_module.make_app(ctx)
     in_flight = InFlight(application)
-    server = httpserver.HTTPServer(in_flight, xheaders=settings.behind_proxy,
-                                   max_body_size=settings.max_body_bytes * 16)
+    server = httpserver.HTTPServer(
+        in_flight, xheaders=settings.behind_proxy, max_body_size=settings.max_body_bytes * 16
+    )
     server.listen(settings.port, settings.host)
     sweeper = ioloop.PeriodicCallback(
-        lambda: db.execute("delete_expired_revocations", now=utcnow()), REVOCATION_SWEEP_MS)
+        lambda: db.execute("delete_expired_revocations", now=utcnow()), REVOCATION_SWEEP_MS
+    )
     sweeper.start()
     log.info("serving on http://%s:%d", settings.host, settings.port)
 
@@ -179,8 +100,11 @@ async def start(settings):
         if await in_flight.drain(DRAIN_SECONDS):
             log.info("no requests in flight")
         else:
-            log.warning("%d requests still in flight after %.0f s; closing them",
-                        len(in_flight.requests), DRAIN_SECONDS)
+            log.warning(
+                "%d requests still in flight after %.0f s; closing them",
+                len(in_flight.requests),
+                DRAIN_SECONDS,
+            )
         # A handshake that was in flight may have opened a WebSocket meanwhile.
         await close_websockets(application.hub, in_flight)
         await server.close_all_connections()
@@ -227,6 +151,7 @@ async def main(argv):
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     sys.exit(asyncio.run(main(sys.argv)))

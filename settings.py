@@ -37,7 +37,8 @@ class DatabaseUrl:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("mysql", "mariadb") or not parts.path.strip("/"):
             raise SettingsError(
-                "CHAT_DATABASE_URL must look like mysql://user:password@host:3306/database")
+                "CHAT_DATABASE_URL must look like mysql://user:password@host:3306/database"
+            )
         try:
             port = parts.port or 3306
         except ValueError:
@@ -87,16 +88,26 @@ def _define_options():
     d("host", default="127.0.0.1", help="address to listen on")
     d("port", default=8888, type=int, help="port to listen on")
     d("database_url", default="mysql://root@127.0.0.1:3306/chat", help="MySQL/MariaDB URL")
-    d("db_pool_size", default=20, type=int,
-      help="most database connections (a quarter for transactions, the rest for reads)")
+    d(
+        "db_pool_size",
+        default=20,
+        type=int,
+        help="most database connections (a quarter for transactions, the rest for reads)",
+    )
     d("jwt_secret", default="", help="HS256 secret (generated into var/ when empty)")
     d("token_ttl", default=86400, type=int, help="seconds a login token lives")
     d("bcrypt_rounds", default=12, type=int, help="bcrypt cost (production: 12)")
-    d("signup_grants", default="open",
-      help="open: registration may set availCoins/isPrime; operator: only the admin API may")
+    d(
+        "signup_grants",
+        default="open",
+        help="open: registration may set availCoins/isPrime; operator: only the admin API may",
+    )
     d("admin_key", default="", help="X-Admin-Key for the operator grants API")
-    d("allowed_origins", default="",
-      help="comma-separated WebSocket origins allowed besides the server's own")
+    d(
+        "allowed_origins",
+        default="",
+        help="comma-separated WebSocket origins allowed besides the server's own",
+    )
     d("join_price", default=150, type=int, help="coins a non-prime member pays per extra room")
     d("invite_ttl", default=86400, type=int, help="seconds an invitation lives")
     d("login_attempts", default=10, type=int, help="login attempts per identifier per window")
@@ -105,12 +116,24 @@ def _define_options():
     d("redis_url", default="", help="redis://host:port/db for fan-out across processes")
     d("ws_auth_timeout", default=10.0, type=float, help="seconds to send the auth frame")
     d("ws_ping_interval", default=30.0, type=float, help="seconds between WebSocket pings")
-    d("token_recheck", default=30.0, type=float,
-      help="seconds within which a logout the broker lost still takes effect")
-    d("ws_max_buffer_bytes", default=1048576, type=int,
-      help="pending output after which a slow WebSocket client is dropped")
-    d("behind_proxy", default=False, type=bool,
-      help="trust X-Real-IP / X-Forwarded-* (only when a proxy is the sole way in)")
+    d(
+        "token_recheck",
+        default=30.0,
+        type=float,
+        help="seconds within which a logout the broker lost still takes effect",
+    )
+    d(
+        "ws_max_buffer_bytes",
+        default=1048576,
+        type=int,
+        help="pending output after which a slow WebSocket client is dropped",
+    )
+    d(
+        "behind_proxy",
+        default=False,
+        type=bool,
+        help="trust X-Real-IP / X-Forwarded-* (only when a proxy is the sole way in)",
+    )
     d("debug", default=False, type=bool, help="Tornado debug mode (never in production)")
     return parser
 
@@ -162,6 +185,7 @@ def load_settings(argv=None, environ=None, var_dir=None):
 
 def build_settings(o, var_dir):
     """Check raw option values and turn them into Settings."""
+
     def positive(name, minimum=1):
         if o[name] < minimum:
             raise SettingsError(f"CHAT_{name.upper()} must be at least {minimum}")
@@ -172,8 +196,9 @@ def build_settings(o, var_dir):
     if not 4 <= o["bcrypt_rounds"] <= 31:
         raise SettingsError("CHAT_BCRYPT_ROUNDS must be between 4 and 31")
     if o["bcrypt_rounds"] < 10:
-        log.warning("CHAT_BCRYPT_ROUNDS=%d is for tests only; production uses 12",
-                    o["bcrypt_rounds"])
+        log.warning(
+            "CHAT_BCRYPT_ROUNDS=%d is for tests only; production uses 12", o["bcrypt_rounds"]
+        )
     if o["signup_grants"] not in ("open", "operator"):
         raise SettingsError("CHAT_SIGNUP_GRANTS must be 'open' or 'operator'")
     if o["admin_key"] and len(o["admin_key"]) < 16:

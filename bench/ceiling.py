@@ -73,8 +73,10 @@ class CeilingSocket(websocket.WebSocketHandler):
             room_id = frame["roomId"]
             self.hub.rooms.setdefault(room_id, set()).add(self)
             self.subscribed.add(room_id)
-            self._reply({"type": "subscribed", "roomId": room_id,
-                         "lastSeq": self.hub.seqs.get(room_id, 0)}, frame)
+            self._reply(
+                {"type": "subscribed", "roomId": room_id, "lastSeq": self.hub.seqs.get(room_id, 0)},
+                frame,
+            )
         elif kind == "auth":
             self.user_id = unverified_subject("Bearer " + frame.get("token", ""))
             self._reply({"type": "ready", "userId": self.user_id}, frame)
@@ -86,11 +88,17 @@ class CeilingSocket(websocket.WebSocketHandler):
         room_id = frame["roomId"]
         seq = hub.seqs.get(room_id, 0) + 1
         hub.seqs[room_id] = seq
-        message = {"messageId": str(next(hub.ids)), "roomId": room_id, "seq": seq,
-                   "senderId": self.user_id, "content": frame["content"],
-                   "clientMsgId": frame.get("clientMsgId"),
-                   "createdAt": datetime.datetime.now(datetime.timezone.utc)
-                   .isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+        message = {
+            "messageId": str(next(hub.ids)),
+            "roomId": room_id,
+            "seq": seq,
+            "senderId": self.user_id,
+            "content": frame["content"],
+            "clientMsgId": frame.get("clientMsgId"),
+            "createdAt": datetime.datetime.now(datetime.UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+        }
         self._reply({"type": "ack", "message": message}, frame)
         delivery = dumps({"type": "message", "message": message})
         for socket in hub.rooms.get(room_id, ()):
@@ -116,11 +124,23 @@ class JoinCeiling(web.RequestHandler):
     def post(self):
         room_id = json.loads(self.request.body)["roomId"]
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(dumps({"room": {"roomId": room_id, "name": "Room", "ownerId": "owner",
-                                    "capacity": 6, "memberCount": 6,
-                                    "members": [f"member{i}" for i in range(6)],
-                                    "createdAt": "2026-01-01T00:00:00.000Z"},
-                           "charged": 150, "availCoins": 150}))
+        self.finish(
+            dumps(
+                {
+                    "room": {
+                        "roomId": room_id,
+                        "name": "Room",
+                        "ownerId": "owner",
+                        "capacity": 6,
+                        "memberCount": 6,
+                        "members": [f"member{i}" for i in range(6)],
+                        "createdAt": "2026-01-01T00:00:00.000Z",
+                    },
+                    "charged": 150,
+                    "availCoins": 150,
+                }
+            )
+        )
 
 
 class Health(web.RequestHandler):
@@ -132,14 +152,22 @@ async def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--echo-sender", action="store_true",
-                        help="also deliver each message to its sender's socket, "
-                             "as the real server does when it echoes")
+    parser.add_argument(
+        "--echo-sender",
+        action="store_true",
+        help="also deliver each message to its sender's socket, "
+        "as the real server does when it echoes",
+    )
     args = parser.parse_args()
     hub = Hub(args.echo_sender)
-    app = web.Application([(r"/api/ws", CeilingSocket, {"hub": hub}),
-                           (r"/api/joinroom", JoinCeiling),
-                           (r"/api/health", Health)], websocket_ping_interval=30)
+    app = web.Application(
+        [
+            (r"/api/ws", CeilingSocket, {"hub": hub}),
+            (r"/api/joinroom", JoinCeiling),
+            (r"/api/health", Health),
+        ],
+        websocket_ping_interval=30,
+    )
     server = httpserver.HTTPServer(app)
     server.listen(args.port, args.host)
     # Same garbage-collector tuning as server.py, so neither side is favoured.
@@ -156,6 +184,7 @@ async def main():
 
 if __name__ == "__main__":
     # Logged as server.py logs, access lines included, so neither side is favoured.
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(main())

@@ -95,20 +95,22 @@ class WsClient:
         self.sent = 0
         self.seen = set()
         self.last_seq = 0
-        self.prefix = '{"type":"message","roomId":"%s","content":"' % room.room_id
+        self.prefix = f'{{"type":"message","roomId":"{room.room_id}","content":"'
         # clientMsgId is unique per run: the server answers a repeated one with
         # the original message and delivers nothing.
-        self.suffix = ' %s","clientMsgId":"%s.%d.' % (run.pad, run.run_id, index)
+        self.suffix = f' {run.pad}","clientMsgId":"{run.run_id}.{index}.'
 
     async def connect(self):
         request = httpclient.HTTPRequest(
-            self.url, headers={"Authorization": "Bearer " + self.token},
-            connect_timeout=120, request_timeout=120)
-        self.conn = await websocket.websocket_connect(
-            request, on_message_callback=self.on_message)
+            self.url,
+            headers={"Authorization": "Bearer " + self.token},
+            connect_timeout=120,
+            request_timeout=120,
+        )
+        self.conn = await websocket.websocket_connect(request, on_message_callback=self.on_message)
         self.conn.protocol.set_nodelay(True)
         await asyncio.wait_for(self.ready, 120)
-        self.conn.write_message('{"type":"subscribe","roomId":"%s"}' % self.room.room_id)
+        self.conn.write_message(f'{{"type":"subscribe","roomId":"{self.room.room_id}"}}')
         await asyncio.wait_for(self.subscribed, 120)
 
     def send(self, stamp):
@@ -116,8 +118,7 @@ class WsClient:
         self.inflight += 1
         self.run.sent += 1
         try:
-            self.conn.write_message(
-                '%s%.6f%s%d"}' % (self.prefix, stamp, self.suffix, self.sent))
+            self.conn.write_message(f'{self.prefix}{stamp:.6f}{self.suffix}{self.sent}"}}')
         except websocket.WebSocketClosedError:
             self.inflight -= 1
 
@@ -243,9 +244,12 @@ class WsRun:
         for room in self.rooms:
             room.clients = [c for c in room.clients if ok[c.index]]
         self.clients = [c for c in self.clients if ok[c.index]]
-        return {"clients": len(self.clients), "connect_failed": sum(failures.values()),
-                "connect_errors": dict(failures.most_common(5)),
-                "connect_s": round(monotonic() - started, 3)}
+        return {
+            "clients": len(self.clients),
+            "connect_failed": sum(failures.values()),
+            "connect_errors": dict(failures.most_common(5)),
+            "connect_s": round(monotonic() - started, 3),
+        }
 
     async def run(self):
         spec = self.spec
@@ -309,27 +313,48 @@ class WsRun:
         lost = 0
         for room in self.rooms:
             for client in room.clients:
-                lost += sum(1 for seq, sender in room.acked.items()
-                            if sender != client.index and seq not in client.seen)
+                lost += sum(
+                    1
+                    for seq, sender in room.acked.items()
+                    if sender != client.index and seq not in client.seen
+                )
         return {
-            "mode": self.mode, "clients": len(self.clients), "rooms": len(self.rooms),
-            "window_s": self.spec["duration"], "sent": self.sent, "acked": self.acked,
+            "mode": self.mode,
+            "clients": len(self.clients),
+            "rooms": len(self.rooms),
+            "window_s": self.spec["duration"],
+            "sent": self.sent,
+            "acked": self.acked,
             "unacked": sum(c.inflight for c in self.clients),
-            "acks": self.acks, "deliveries": self.deliveries,
-            "lost": lost, "duplicated": self.duplicated, "out_of_order": self.out_of_order,
-            "seq_errors": self.seq_errors, "self_echo": self.self_echo,
-            "closed": self.closed, "errors": dict(self.errors),
+            "acks": self.acks,
+            "deliveries": self.deliveries,
+            "lost": lost,
+            "duplicated": self.duplicated,
+            "out_of_order": self.out_of_order,
+            "seq_errors": self.seq_errors,
+            "self_echo": self.self_echo,
+            "closed": self.closed,
+            "errors": dict(self.errors),
             "cpu_s": window.cpu,
             "latencies_ms": [round(x * 1000, 3) for x in self.latencies],
             "ack_latencies_ms": [round(x * 1000, 3) for x in self.ack_latencies],
         }
 
     def idle_result(self):
-        still_open = sum(1 for c in self.clients
-                         if c.conn is not None and c.conn.protocol is not None
-                         and not c.conn.protocol.is_closing())
-        return {"mode": self.mode, "clients": len(self.clients), "open": still_open,
-                "closed": self.closed, "errors": dict(self.errors)}
+        still_open = sum(
+            1
+            for c in self.clients
+            if c.conn is not None
+            and c.conn.protocol is not None
+            and not c.conn.protocol.is_closing()
+        )
+        return {
+            "mode": self.mode,
+            "clients": len(self.clients),
+            "open": still_open,
+            "closed": self.closed,
+            "errors": dict(self.errors),
+        }
 
     def close(self):
         self.stopping = True
@@ -346,8 +371,7 @@ class KeepAliveConnection:
 
     async def open(self):
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        self.writer.get_extra_info("socket").setsockopt(
-            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def close(self):
         if self.writer is not None:
@@ -388,8 +412,9 @@ class KeepAliveConnection:
 class HttpRun:
     def __init__(self, spec):
         self.spec = spec
-        self.connections = [KeepAliveConnection(spec["host"], spec["port"])
-                            for _ in range(spec["concurrency"])]
+        self.connections = [
+            KeepAliveConnection(spec["host"], spec["port"]) for _ in range(spec["concurrency"])
+        ]
         self.statuses = collections.Counter()
         self.latencies = []
         self.completed = 0
@@ -405,8 +430,9 @@ class HttpRun:
         spec = self.spec
         requests = spec["requests"]
         burst = spec.get("burst", False)
-        self.window = window = Window(0 if burst else spec["warmup"],
-                                      1e9 if burst else spec["duration"])
+        self.window = window = Window(
+            0 if burst else spec["warmup"], 1e9 if burst else spec["duration"]
+        )
         counter = itertools.count()
         window.cpu_at_start = cpu_seconds()
         started = monotonic()
@@ -430,24 +456,28 @@ class HttpRun:
                     if burst and status == 200 and json.loads(data).get("charged"):
                         self.paid += 1
 
-        if not burst:
+        async def mark():
             # The measured window starts after warm-up: reset the CPU count then.
-            async def mark():
+            if not burst:
                 await asyncio.sleep(max(0.0, window.start - monotonic()))
                 window.cpu_at_start = cpu_seconds()
-            asyncio.ensure_future(mark())
-        await asyncio.gather(*(worker(c) for c in self.connections))
+
+        await asyncio.gather(mark(), *(worker(c) for c in self.connections))
         self.elapsed = monotonic() - started
         window.cpu = cpu_seconds() - window.cpu_at_start
         return window
 
     def result(self, window):
         burst = self.spec.get("burst", False)
-        return {"mode": "http", "completed": self.completed,
-                "window_s": self.elapsed if burst else self.spec["duration"],
-                "statuses": {str(k): v for k, v in self.statuses.items()},
-                "paid": self.paid, "cpu_s": window.cpu,
-                "latencies_ms": [round(x * 1000, 3) for x in self.latencies]}
+        return {
+            "mode": "http",
+            "completed": self.completed,
+            "window_s": self.elapsed if burst else self.spec["duration"],
+            "statuses": {str(k): v for k, v in self.statuses.items()},
+            "paid": self.paid,
+            "cpu_s": window.cpu,
+            "latencies_ms": [round(x * 1000, 3) for x in self.latencies],
+        }
 
     def close(self):
         for conn in self.connections:

@@ -65,8 +65,8 @@ BENCH = os.path.join(ROOT, "bench")
 sys.path.insert(0, ROOT)
 
 import settings as settings_module  # noqa: E402
+from chat.auth.tokens import TokenIssuer  # noqa: E402
 from chat.db import migrate, sqlfile  # noqa: E402
-from chat.security import TokenIssuer  # noqa: E402
 
 PHASES = ("http", "e2e", "open", "joins", "ceiling", "conns", "two")
 PASSWORD = "bench-password-1"
@@ -76,28 +76,72 @@ ROOM_SIZE = 6
 
 # Sizes of the short run (--quick, under two minutes) and of the full one.
 PROFILES = {
-    "quick": dict(rooms=50, window=2, warmup=2.0, duration=6.0, rate=1000.0, loadgens=2,
-                  http_duration=4.0, http_concurrency=32, login_users=8, login_concurrency=4,
-                  conns=10000, join_rooms=200, join_users=800, join_tries=3, join_coins=2,
-                  join_concurrency=64),
-    "full": dict(rooms=50, window=2, warmup=3.0, duration=20.0, rate=1000.0, loadgens=2,
-                 http_duration=10.0, http_concurrency=32, login_users=16, login_concurrency=4,
-                 conns=10000, join_rooms=400, join_users=1600, join_tries=3, join_coins=2,
-                 join_concurrency=64),
+    "quick": dict(
+        rooms=50,
+        window=2,
+        warmup=2.0,
+        duration=6.0,
+        rate=1000.0,
+        loadgens=2,
+        http_duration=4.0,
+        http_concurrency=32,
+        login_users=8,
+        login_concurrency=4,
+        conns=10000,
+        join_rooms=200,
+        join_users=800,
+        join_tries=3,
+        join_coins=2,
+        join_concurrency=64,
+    ),
+    "full": dict(
+        rooms=50,
+        window=2,
+        warmup=3.0,
+        duration=20.0,
+        rate=1000.0,
+        loadgens=2,
+        http_duration=10.0,
+        http_concurrency=32,
+        login_users=16,
+        login_concurrency=4,
+        conns=10000,
+        join_rooms=400,
+        join_users=1600,
+        join_tries=3,
+        join_coins=2,
+        join_concurrency=64,
+    ),
 }
 
 TARGETS = {
-    "e2e_msgs_per_s": (">=", 2000), "e2e_deliveries_per_s": (">=", 10000),
-    "open_loop_p99_ms": ("<=", 50), "e2e_vs_ceiling": (">=", 0.5),
-    "conn_rss_kib": ("<=", 24), "paid_joins_per_s": (">=", 1000), "overbooked": ("==", 0),
-    "profile_gets_per_s": (">=", 2000), "lost": ("==", 0), "duplicated": ("==", 0),
+    "e2e_msgs_per_s": (">=", 2000),
+    "e2e_deliveries_per_s": (">=", 10000),
+    "open_loop_p99_ms": ("<=", 50),
+    "e2e_vs_ceiling": (">=", 0.5),
+    "conn_rss_kib": ("<=", 24),
+    "paid_joins_per_s": (">=", 1000),
+    "overbooked": ("==", 0),
+    "profile_gets_per_s": (">=", 2000),
+    "lost": ("==", 0),
+    "duplicated": ("==", 0),
     "out_of_order": ("==", 0),
 }
 
 
 # CPU users that belong to the run itself (see CpuMeter): anything else is foreign load.
-OWN_PROCESSES = ("machine", "server", "mysqld", "redis", "loadgen", "softirq", "kworker",
-                 "ksoftirqd", "py-spy", "ceiling")
+OWN_PROCESSES = (
+    "machine",
+    "server",
+    "mysqld",
+    "redis",
+    "loadgen",
+    "softirq",
+    "kworker",
+    "ksoftirqd",
+    "py-spy",
+    "ceiling",
+)
 
 
 class BenchError(Exception):
@@ -107,16 +151,23 @@ class BenchError(Exception):
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         description="Benchmark the chat server end to end beside a bare ceiling.",
-        epilog="Sizes default to the --quick or the full profile: " + json.dumps(PROFILES))
+        epilog="Sizes default to the --quick or the full profile: " + json.dumps(PROFILES),
+    )
     parser.add_argument("--quick", action="store_true", help="the short run (under 2 minutes)")
-    parser.add_argument("--phases", default=",".join(PHASES),
-                        help="comma-separated subset of: " + ",".join(PHASES))
+    parser.add_argument(
+        "--phases", default=",".join(PHASES), help="comma-separated subset of: " + ",".join(PHASES)
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of every random choice")
-    parser.add_argument("--database-url", default=os.environ.get(
-        "CHAT_BENCH_DATABASE_URL", "mysql://root@127.0.0.1:3306/chat"),
-        help="MySQL/MariaDB server to use; a fresh chat_bench_* database is made on it")
-    parser.add_argument("--redis-url", default=os.environ.get(
-        "CHAT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"), help="Redis for the 'two' phase")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("CHAT_BENCH_DATABASE_URL", "mysql://root@127.0.0.1:3306/chat"),
+        help="MySQL/MariaDB server to use; a fresh chat_bench_* database is made on it",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("CHAT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="Redis for the 'two' phase",
+    )
     size = parser.add_argument_group("sizes (default: the chosen profile)")
     size.add_argument("--rooms", type=int, help="rooms of 6 clients in e2e/open/ceiling/two")
     size.add_argument("--window", type=int, help="messages in flight per client (e2e)")
@@ -134,17 +185,30 @@ def parse_args(argv):
     size.add_argument("--join-tries", type=int, help="distinct rooms each user tries to join")
     size.add_argument("--join-coins", type=int, help="paid joins each user can afford")
     size.add_argument("--join-concurrency", type=int, help="joins in flight")
-    parser.add_argument("--join-processes", type=int, default=1,
-                        help="server processes the joins are spread over (default 1; "
-                             "the figures of the issue are one process's)")
-    parser.add_argument("--room-hash-cost", type=int, default=4,
-                        help="bcrypt cost of the seeded room passwords that joins verify "
-                             "(rooms made through the API get the server's cost, 12)")
-    parser.add_argument("--py-spy", metavar="PATH",
-                        help="py-spy binary: profile the server during the e2e phase and "
-                             "print where its time goes")
-    parser.add_argument("--keep-logs", action="store_true",
-                        help="keep the server and load-generator logs (kept anyway on errors)")
+    parser.add_argument(
+        "--join-processes",
+        type=int,
+        default=1,
+        help="server processes the joins are spread over (default 1; "
+        "the figures of the issue are one process's)",
+    )
+    parser.add_argument(
+        "--room-hash-cost",
+        type=int,
+        default=4,
+        help="bcrypt cost of the seeded room passwords that joins verify "
+        "(rooms made through the API get the server's cost, 12)",
+    )
+    parser.add_argument(
+        "--py-spy",
+        metavar="PATH",
+        help="py-spy binary: profile the server during the e2e phase and print where its time goes",
+    )
+    parser.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="keep the server and load-generator logs (kept anyway on errors)",
+    )
     args = parser.parse_args(argv)
     for name, value in PROFILES["quick" if args.quick else "full"].items():
         if getattr(args, name) is None:
@@ -203,9 +267,16 @@ class Processes:
     def start(self, name, argv, env=None, **kw):
         path = os.path.join(self.workdir, name + ".log")
         with open(path, "ab") as log:
-            proc = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=log,
-                                    stdout=kw.pop("stdout", log), start_new_session=True,
-                                    preexec_fn=raise_open_files, **kw)
+            proc = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=env,
+                stderr=log,
+                stdout=kw.pop("stdout", log),
+                start_new_session=True,
+                preexec_fn=raise_open_files,
+                **kw,
+            )
         proc.bench_name = name
         proc.bench_log = path
         self.procs.append(proc)
@@ -262,8 +333,8 @@ class CpuMeter:
                     text = f.read()
             except OSError:
                 continue
-            command = text[text.index("(") + 1:text.rindex(")")]
-            fields = text[text.rindex(")") + 1:].split()
+            command = text[text.index("(") + 1 : text.rindex(")")]
+            fields = text[text.rindex(")") + 1 :].split()
             found[int(entry)] = (command, (int(fields[11]) + int(fields[12])) / cls.TICK)
         return found
 
@@ -337,17 +408,22 @@ class Seeded:
 
 class BenchDatabase:
     def __init__(self, server_url):
-        self.url = dataclasses.replace(server_url,
-                                       database="chat_bench_" + secrets.token_hex(4))
+        self.url = dataclasses.replace(server_url, database="chat_bench_" + secrets.token_hex(4))
         with open(os.path.join(BENCH, "bench.sql"), encoding="utf-8") as f:
             self.queries = sqlfile.parse(f.read(), "bench/bench.sql")
         self.created = False
 
     def connect(self, database=True):
         u = self.url
-        return pymysql.connect(host=u.host, port=u.port, user=u.user, password=u.password,
-                               database=u.database if database else None,
-                               charset="utf8mb4", autocommit=True)
+        return pymysql.connect(
+            host=u.host,
+            port=u.port,
+            user=u.user,
+            password=u.password,
+            database=u.database if database else None,
+            charset="utf8mb4",
+            autocommit=True,
+        )
 
     def create(self):
         self.created = True
@@ -365,7 +441,7 @@ class BenchDatabase:
     def many(self, conn, name, rows):
         with conn.cursor() as cur:
             for i in range(0, len(rows), 2000):
-                cur.executemany(self.queries[name].sql, rows[i:i + 2000])
+                cur.executemany(self.queries[name].sql, rows[i : i + 2000])
 
     def _one_row(self, statement, database=True):
         conn = self.connect(database=database)
@@ -389,27 +465,43 @@ class BenchDatabase:
     def seed(self, args, rng):
         """Users, rooms and memberships for every phase, in bulk."""
         cheap = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
-        room_hash = bcrypt.hashpw(ROOM_PASSWORD.encode(),
-                                  bcrypt.gensalt(args.room_hash_cost)).decode()
-        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        room_hash = bcrypt.hashpw(
+            ROOM_PASSWORD.encode(), bcrypt.gensalt(args.room_hash_cost)
+        ).decode()
+        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
         users, rooms, members, grants = [], [], [], []
 
         def user(user_id, prime=False, coins=0, free_join_used=False, password_hash=cheap):
-            users.append({"user_id": user_id, "device_id": "bench", "name": user_id,
-                          "phone": f"+1{len(users):010d}", "password_hash": password_hash,
-                          "avail_coins": coins, "is_prime": prime,
-                          "free_join_used": free_join_used, "created_at": now})
+            users.append(
+                {
+                    "user_id": user_id,
+                    "device_id": "bench",
+                    "name": user_id,
+                    "phone": f"+1{len(users):010d}",
+                    "password_hash": password_hash,
+                    "avail_coins": coins,
+                    "is_prime": prime,
+                    "free_join_used": free_join_used,
+                    "created_at": now,
+                }
+            )
             if coins:
                 grants.append({"user_id": user_id, "delta": coins, "created_at": now})
             return user_id
 
         def room(prefix, index, member_ids, password_hash=cheap):
             room_id = base64.urlsafe_b64encode(rng.randbytes(12)).decode()
-            rooms.append({"room_id": room_id, "name": f"{prefix} {index}",
-                          "owner_id": member_ids[0], "password_hash": password_hash,
-                          "member_count": len(member_ids), "created_at": now})
-            members.extend({"room_id": room_id, "user_id": m, "joined_at": now}
-                           for m in member_ids)
+            rooms.append(
+                {
+                    "room_id": room_id,
+                    "name": f"{prefix} {index}",
+                    "owner_id": member_ids[0],
+                    "password_hash": password_hash,
+                    "member_count": len(member_ids),
+                    "created_at": now,
+                }
+            )
+            members.extend({"room_id": room_id, "user_id": m, "joined_at": now} for m in member_ids)
             return room_id, member_ids
 
         def full_rooms(prefix, sockets):
@@ -420,16 +512,21 @@ class BenchDatabase:
                 made.append(room(prefix, r, ids))
             return made
 
-        msg_rooms = full_rooms("m", args.rooms * ROOM_SIZE) if {
-            "http", "e2e", "open", "ceiling", "two"} & set(args.phases) else []
+        msg_rooms = (
+            full_rooms("m", args.rooms * ROOM_SIZE)
+            if {"http", "e2e", "open", "ceiling", "two"} & set(args.phases)
+            else []
+        )
         conn_rooms = full_rooms("c", args.conns) if "conns" in args.phases else []
         join_rooms, join_users = [], []
         if "joins" in args.phases:
             for r in range(args.join_rooms):
                 owner = user(f"jo{r}", prime=True)
                 join_rooms.append(room("j", r, [owner], password_hash=room_hash)[0])
-            join_users = [user(f"ju{i}", coins=JOIN_PRICE * args.join_coins,
-                               free_join_used=True) for i in range(args.join_users)]
+            join_users = [
+                user(f"ju{i}", coins=JOIN_PRICE * args.join_coins, free_join_used=True)
+                for i in range(args.join_users)
+            ]
         login_users = []
         if "http" in args.phases and args.login_users:
             costly = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(12)).decode()
@@ -470,9 +567,14 @@ class Bench:
     def start_server(self, name, redis=False):
         port = free_port()
         u = self.db.url
-        env = dict(os.environ, CHAT_PORT=str(port), CHAT_HOST="127.0.0.1",
-                   CHAT_DATABASE_URL=f"mysql://{u.user}:{u.password}@{u.host}:{u.port}/{u.database}",
-                   CHAT_JWT_SECRET=self.secret, CHAT_BCRYPT_ROUNDS="12")
+        env = dict(
+            os.environ,
+            CHAT_PORT=str(port),
+            CHAT_HOST="127.0.0.1",
+            CHAT_DATABASE_URL=f"mysql://{u.user}:{u.password}@{u.host}:{u.port}/{u.database}",
+            CHAT_JWT_SECRET=self.secret,
+            CHAT_BCRYPT_ROUNDS="12",
+        )
         env.pop("CHAT_REDIS_URL", None)
         if redis:
             env["CHAT_REDIS_URL"] = self.args.redis_url
@@ -504,9 +606,16 @@ class Bench:
                     json.dump(spec, f)
                 proc = self.procs.start(
                     f"loadgen-{self.runs}-{i}",
-                    [sys.executable, os.path.join(BENCH, "loadgen.py"),
-                     base + ".spec.json", base + ".result.json"],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                    [
+                        sys.executable,
+                        os.path.join(BENCH, "loadgen.py"),
+                        base + ".spec.json",
+                        base + ".result.json",
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
                 proc.result_path = base + ".result.json"
                 started.append(proc)
                 if meter is not None:
@@ -544,13 +653,29 @@ class Bench:
     def ws_specs(self, mode, rooms, urls, **extra):
         """One spec per load generator; whole rooms go to one process, members alternate URLs."""
         count = max(1, min(self.args.loadgens, len(rooms)))
-        specs = [dict(mode=mode, rooms=[], content_bytes=64, connect_concurrency=100,
-                      warmup=self.args.warmup, duration=self.args.duration, drain=30.0,
-                      **extra) for _ in range(count)]
+        specs = [
+            dict(
+                mode=mode,
+                rooms=[],
+                content_bytes=64,
+                connect_concurrency=100,
+                warmup=self.args.warmup,
+                duration=self.args.duration,
+                drain=30.0,
+                **extra,
+            )
+            for _ in range(count)
+        ]
         for i, (room_id, member_ids) in enumerate(rooms):
-            specs[i % count]["rooms"].append({"roomId": room_id, "members": [
-                {"userId": m, "token": self.token(m), "url": urls[k % len(urls)]}
-                for k, m in enumerate(member_ids)]})
+            specs[i % count]["rooms"].append(
+                {
+                    "roomId": room_id,
+                    "members": [
+                        {"userId": m, "token": self.token(m), "url": urls[k % len(urls)]}
+                        for k, m in enumerate(member_ids)
+                    ],
+                }
+            )
         for spec in specs:
             spec["open_files"] = sum(len(r["members"]) for r in spec["rooms"]) + 1024
         return specs
@@ -564,13 +689,17 @@ class Bench:
     def messaging(self, name, servers, rooms, mode, **extra):
         urls = [f"ws://127.0.0.1:{s.port}/api/ws" for s in servers]
         specs = self.ws_specs(mode, rooms, urls, **extra)
-        named = {f"server{i + 1}" if len(servers) > 1 else "server": s.pid
-                 for i, s in enumerate(servers)}
+        named = {
+            f"server{i + 1}" if len(servers) > 1 else "server": s.pid for i, s in enumerate(servers)
+        }
         named.update(mysqld=self.mysqld, redis=self.redis if len(servers) > 1 else None)
         meter = CpuMeter(named)
         ready, results, extra_out = self.loadgens(
-            specs, meter=meter, measured=(self.args.warmup, self.args.duration),
-            py_spy=self.spy(servers[0].pid, name))
+            specs,
+            meter=meter,
+            measured=(self.args.warmup, self.args.duration),
+            py_spy=self.spy(servers[0].pid, name),
+        )
         connected = sum(r["clients"] for r in ready)
         if connected == 0:
             errors = {}
@@ -587,9 +716,23 @@ class Bench:
 
     def py_spy_start(self, pid, duration, name):
         out = os.path.join(self.workdir, f"py-spy-{name}.txt")
-        proc = self.procs.start(f"py-spy-{name}", [
-            self.args.py_spy, "record", "--pid", str(pid), "--duration", str(int(duration)),
-            "--rate", "200", "--format", "raw", "--output", out])
+        proc = self.procs.start(
+            f"py-spy-{name}",
+            [
+                self.args.py_spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(int(duration)),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                out,
+            ],
+        )
         proc.output = out
         return proc
 
@@ -602,27 +745,44 @@ class Bench:
         latencies pooled, and a burst's window is the longest of theirs.
         """
         count = len(servers)
-        specs = [dict(mode="http", host="127.0.0.1", port=server.port,
-                      requests=requests[i::count], concurrency=max(1, concurrency // count),
-                      burst=burst, warmup=1.0, duration=self.args.http_duration,
-                      open_files=concurrency + 256)
-                 for i, server in enumerate(servers)]
-        named = {"server" if count == 1 else f"server{i + 1}": server.pid
-                 for i, server in enumerate(servers)}
+        specs = [
+            dict(
+                mode="http",
+                host="127.0.0.1",
+                port=server.port,
+                requests=requests[i::count],
+                concurrency=max(1, concurrency // count),
+                burst=burst,
+                warmup=1.0,
+                duration=self.args.http_duration,
+                open_files=concurrency + 256,
+            )
+            for i, server in enumerate(servers)
+        ]
+        named = {
+            "server" if count == 1 else f"server{i + 1}": server.pid
+            for i, server in enumerate(servers)
+        }
         meter = CpuMeter(dict(named, mysqld=self.mysqld))
         measured = None if burst else (1.0, self.args.http_duration)
         if burst:
             meter.begin()
         ready, results, extra = self.loadgens(
-            specs, meter=meter, measured=measured,
-            py_spy=None if burst else self.spy(servers[0].pid, name))
-        result = dict(completed=sum(r["completed"] for r in results),
-                      paid=sum(r["paid"] for r in results),
-                      window_s=max(r["window_s"] for r in results),
-                      statuses=dict(sum((collections.Counter(r["statuses"]) for r in results),
-                                        collections.Counter())),
-                      latencies_ms=[x for r in results for x in r["latencies_ms"]],
-                      py_spy=extra["py_spy"])
+            specs,
+            meter=meter,
+            measured=measured,
+            py_spy=None if burst else self.spy(servers[0].pid, name),
+        )
+        result = dict(
+            completed=sum(r["completed"] for r in results),
+            paid=sum(r["paid"] for r in results),
+            window_s=max(r["window_s"] for r in results),
+            statuses=dict(
+                sum((collections.Counter(r["statuses"]) for r in results), collections.Counter())
+            ),
+            latencies_ms=[x for r in results for x in r["latencies_ms"]],
+            py_spy=extra["py_spy"],
+        )
         cpu = meter.end() if burst else dict(extra["cpu"] or {})
         for i, r in enumerate(results):
             cpu[f"loadgen{i + 1}"] = round(r["cpu_s"] / max(r["window_s"], 1e-9), 3)
@@ -639,9 +799,10 @@ def tell(procs, word):
 def expect(proc, word):
     line = proc.stdout.readline()
     if not line.startswith(word):
-        raise BenchError(f"{proc.bench_name} said {line.strip()!r} instead of {word}\n"
-                         + log_tail(proc))
-    rest = line[len(word):].strip()
+        raise BenchError(
+            f"{proc.bench_name} said {line.strip()!r} instead of {word}\n" + log_tail(proc)
+        )
+    rest = line[len(word) :].strip()
     return json.loads(rest) if rest else None
 
 
@@ -649,8 +810,7 @@ def wait_healthy(proc, port, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise BenchError(f"{proc.bench_name} exited with {proc.returncode}:\n"
-                             + log_tail(proc))
+            raise BenchError(f"{proc.bench_name} exited with {proc.returncode}:\n" + log_tail(proc))
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
                 if r.status == 200:
@@ -663,9 +823,23 @@ def wait_healthy(proc, port, timeout=60):
 
 def merge_ws(results, duration):
     """Figures of one WebSocket phase, summed over its load generators."""
-    total = {k: sum(r[k] for r in results) for k in (
-        "clients", "sent", "acked", "unacked", "acks", "deliveries", "lost", "duplicated",
-        "out_of_order", "seq_errors", "self_echo", "closed")}
+    total = {
+        k: sum(r[k] for r in results)
+        for k in (
+            "clients",
+            "sent",
+            "acked",
+            "unacked",
+            "acks",
+            "deliveries",
+            "lost",
+            "duplicated",
+            "out_of_order",
+            "seq_errors",
+            "self_echo",
+            "closed",
+        )
+    }
     errors = {}
     for r in results:
         for code, n in r["errors"].items():
@@ -673,14 +847,24 @@ def merge_ws(results, duration):
     latencies = sorted(x for r in results for x in r["latencies_ms"])
     acks = sorted(x for r in results for x in r["ack_latencies_ms"])
     total.update(
-        msgs_per_s=total["acks"] / duration, deliveries_per_s=total["deliveries"] / duration,
-        p50_ms=percentile(latencies, 50), p99_ms=percentile(latencies, 99),
+        msgs_per_s=total["acks"] / duration,
+        deliveries_per_s=total["deliveries"] / duration,
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
         max_ms=latencies[-1] if latencies else None,
-        ack_p50_ms=percentile(acks, 50), ack_p99_ms=percentile(acks, 99),
-        error_frames=errors)
-    total["faults"] = (total["lost"] + total["duplicated"] + total["out_of_order"]
-                       + total["seq_errors"] + total["unacked"] + total["closed"]
-                       + sum(errors.values()))
+        ack_p50_ms=percentile(acks, 50),
+        ack_p99_ms=percentile(acks, 99),
+        error_frames=errors,
+    )
+    total["faults"] = (
+        total["lost"]
+        + total["duplicated"]
+        + total["out_of_order"]
+        + total["seq_errors"]
+        + total["unacked"]
+        + total["closed"]
+        + sum(errors.values())
+    )
     return total
 
 
@@ -707,13 +891,20 @@ def py_spy_summary(proc, top=15):
     def short(frame):
         return frame.replace(ROOT + "/", "").replace(sys.prefix + "/lib/", "")
 
-    return {"samples": total, "file": proc.output,
-            "self": [(short(f), round(n / total, 3)) for f, n in
-                     sorted(own.items(), key=lambda x: -x[1])[:top]],
-            # Frames in nearly every sample (the event loop's own) say nothing.
-            "inclusive": [(short(f), round(n / total, 3)) for f, n in
-                          sorted(inclusive.items(), key=lambda x: -x[1])
-                          if n < 0.9 * total][:top * 2]}
+    return {
+        "samples": total,
+        "file": proc.output,
+        "self": [
+            (short(f), round(n / total, 3))
+            for f, n in sorted(own.items(), key=lambda x: -x[1])[:top]
+        ],
+        # Frames in nearly every sample (the event loop's own) say nothing.
+        "inclusive": [
+            (short(f), round(n / total, 3))
+            for f, n in sorted(inclusive.items(), key=lambda x: -x[1])
+            if n < 0.9 * total
+        ][: top * 2],
+    }
 
 
 # --- the phases ------------------------------------------------------------------------
@@ -721,63 +912,91 @@ def py_spy_summary(proc, top=15):
 
 def phase_http(bench, server, seeded, report):
     args = bench.args
-    logins = [["POST", "/api/login", None, {"userId": u, "password": PASSWORD}]
-              for u in seeded.login_users]
+    logins = [
+        ["POST", "/api/login", None, {"userId": u, "password": PASSWORD}]
+        for u in seeded.login_users
+    ]
     if logins:
         r = bench.http("logins", [server], logins, args.login_concurrency)
         ok = r["statuses"].get("200", 0)
-        report.figure("logins_per_s", ok / r["window_s"], r, faults=r["completed"] - ok,
-                      extra={"login_p50_ms": percentile(sorted(r["latencies_ms"]), 50)})
+        report.figure(
+            "logins_per_s",
+            ok / r["window_s"],
+            r,
+            faults=r["completed"] - ok,
+            extra={"login_p50_ms": percentile(sorted(r["latencies_ms"]), 50)},
+        )
     users = [m for _, members in seeded.msg_rooms for m in members]
-    gets = [["GET", f"/api/profile/{bench.rng.choice(users)}", bench.token(u), None]
-            for u in bench.rng.sample(users, min(len(users), 500))]
+    gets = [
+        ["GET", f"/api/profile/{bench.rng.choice(users)}", bench.token(u), None]
+        for u in bench.rng.sample(users, min(len(users), 500))
+    ]
     r = bench.http("profile_gets", [server], gets, args.http_concurrency)
     ok = r["statuses"].get("200", 0)
     lat = sorted(r["latencies_ms"])
-    report.figure("profile_gets_per_s", ok / r["window_s"], r, faults=r["completed"] - ok,
-                  extra={"profile_p50_ms": percentile(lat, 50),
-                         "profile_p99_ms": percentile(lat, 99)})
+    report.figure(
+        "profile_gets_per_s",
+        ok / r["window_s"],
+        r,
+        faults=r["completed"] - ok,
+        extra={"profile_p50_ms": percentile(lat, 50), "profile_p99_ms": percentile(lat, 99)},
+    )
 
 
 def phase_e2e(bench, server, seeded, report):
-    f = bench.messaging("e2e", [server], seeded.msg_rooms, "ws-closed",
-                        window=bench.args.window)
+    f = bench.messaging("e2e", [server], seeded.msg_rooms, "ws-closed", window=bench.args.window)
     report.ws("e2e", f)
     report.values.update(
-        e2e_msgs_per_s=rnd(f["msgs_per_s"]), e2e_deliveries_per_s=rnd(f["deliveries_per_s"]),
-        latency_p50_ms=rnd(f["p50_ms"], 2), latency_p99_ms=rnd(f["p99_ms"], 2),
-        e2e_ack_p50_ms=rnd(f["ack_p50_ms"], 2), e2e_self_echo=f["self_echo"] > 0)
+        e2e_msgs_per_s=rnd(f["msgs_per_s"]),
+        e2e_deliveries_per_s=rnd(f["deliveries_per_s"]),
+        latency_p50_ms=rnd(f["p50_ms"], 2),
+        latency_p99_ms=rnd(f["p99_ms"], 2),
+        e2e_ack_p50_ms=rnd(f["ack_p50_ms"], 2),
+        e2e_self_echo=f["self_echo"] > 0,
+    )
     return f
 
 
 def phase_open(bench, server, seeded, report):
     count = max(1, min(bench.args.loadgens, len(seeded.msg_rooms)))
-    f = bench.messaging("open", [server], seeded.msg_rooms, "ws-open",
-                        rate=bench.args.rate / count)
+    f = bench.messaging("open", [server], seeded.msg_rooms, "ws-open", rate=bench.args.rate / count)
     report.ws("open", f)
     # Below the offered rate the server fell behind: latency is then queueing.
     overloaded = f["msgs_per_s"] < 0.95 * bench.args.rate
-    report.values.update(open_loop_msgs_per_s=rnd(f["msgs_per_s"]),
-                         open_loop_p50_ms=rnd(f["p50_ms"], 2),
-                         open_loop_p99_ms=rnd(f["p99_ms"], 2),
-                         open_loop_rate=bench.args.rate, open_loop_overloaded=overloaded)
+    report.values.update(
+        open_loop_msgs_per_s=rnd(f["msgs_per_s"]),
+        open_loop_p50_ms=rnd(f["p50_ms"], 2),
+        open_loop_p99_ms=rnd(f["p99_ms"], 2),
+        open_loop_rate=bench.args.rate,
+        open_loop_overloaded=overloaded,
+    )
     if overloaded:
-        report.notes["open"] = (f"overloaded: the server stored {f['msgs_per_s']:.0f} of the "
-                                f"{bench.args.rate:.0f} messages/s offered, so its latency "
-                                "is mostly time spent queueing")
+        report.notes["open"] = (
+            f"overloaded: the server stored {f['msgs_per_s']:.0f} of the "
+            f"{bench.args.rate:.0f} messages/s offered, so its latency "
+            "is mostly time spent queueing"
+        )
 
 
 def phase_joins(bench, server, seeded, report):
     args = bench.args
     attempts = []
     for user_id in seeded.join_users:
-        for room_id in bench.rng.sample(seeded.join_rooms, min(args.join_tries,
-                                                               len(seeded.join_rooms))):
-            attempts.append(["POST", "/api/joinroom", bench.token(user_id),
-                             {"roomId": room_id, "password": ROOM_PASSWORD}])
+        for room_id in bench.rng.sample(
+            seeded.join_rooms, min(args.join_tries, len(seeded.join_rooms))
+        ):
+            attempts.append(
+                [
+                    "POST",
+                    "/api/joinroom",
+                    bench.token(user_id),
+                    {"roomId": room_id, "password": ROOM_PASSWORD},
+                ]
+            )
     bench.rng.shuffle(attempts)
-    servers = [server] + [bench.start_server(f"server-joins-{i + 2}")
-                          for i in range(args.join_processes - 1)]
+    servers = [server] + [
+        bench.start_server(f"server-joins-{i + 2}") for i in range(args.join_processes - 1)
+    ]
     try:
         before = bench.db.statements()
         r = bench.http("joins", servers, attempts, args.join_concurrency, burst=True)
@@ -785,46 +1004,69 @@ def phase_joins(bench, server, seeded, report):
     finally:
         for extra in servers[1:]:
             bench.procs.stop(extra)
-    checks = {name: bench.db.count(name) for name in (
-        "count_overfull_rooms", "count_negative_balances", "count_ledger_mismatches",
-        "count_double_charges")}
+    checks = {
+        name: bench.db.count(name)
+        for name in (
+            "count_overfull_rooms",
+            "count_negative_balances",
+            "count_ledger_mismatches",
+            "count_double_charges",
+        )
+    }
     paid_in_db = bench.db.count("count_paid_memberships")
     violations = sum(checks.values()) + abs(paid_in_db - r["paid"])
     unexpected = sum(n for code, n in r["statuses"].items() if code not in ("200", "402", "409"))
-    report.figure("paid_joins_per_s", r["paid"] / r["window_s"], r, faults=unexpected,
-                  extra={"join_attempts_per_s": rnd(r["completed"] / r["window_s"]),
-                         "join_statuses": r["statuses"], "join_room_hash_cost": args.room_hash_cost,
-                         "join_statements_per_attempt": rnd(statements / len(attempts), 2),
-                         "join_processes": args.join_processes,
-                         "overbooked": violations})
-    report.notes["joins"] = (f"{len(attempts)} attempts, {r['paid']} paid, "
-                             f"statuses {r['statuses']}, checks {checks}, "
-                             f"paid memberships in the database {paid_in_db}")
+    report.figure(
+        "paid_joins_per_s",
+        r["paid"] / r["window_s"],
+        r,
+        faults=unexpected,
+        extra={
+            "join_attempts_per_s": rnd(r["completed"] / r["window_s"]),
+            "join_statuses": r["statuses"],
+            "join_room_hash_cost": args.room_hash_cost,
+            "join_statements_per_attempt": rnd(statements / len(attempts), 2),
+            "join_processes": args.join_processes,
+            "overbooked": violations,
+        },
+    )
+    report.notes["joins"] = (
+        f"{len(attempts)} attempts, {r['paid']} paid, "
+        f"statuses {r['statuses']}, checks {checks}, "
+        f"paid memberships in the database {paid_in_db}"
+    )
     # The same requests over as many connections, answered by Tornado doing nothing else;
     # three times over, as it answers them about three times as fast.
     ceiling = bench.start_ceiling(echo=False)
     try:
-        c = bench.http("join_ceiling", [ceiling], attempts * 3, args.join_concurrency,
-                       burst=True)
+        c = bench.http("join_ceiling", [ceiling], attempts * 3, args.join_concurrency, burst=True)
     finally:
         bench.procs.stop(ceiling)
-    report.figure("join_ceiling_per_s", c["completed"] / c["window_s"], c,
-                  faults=c["completed"] - c["statuses"].get("200", 0))
-    report.values["joins_vs_ceiling"] = rnd(r["completed"] / r["window_s"]
-                                            / report.values["join_ceiling_per_s"], 3)
+    report.figure(
+        "join_ceiling_per_s",
+        c["completed"] / c["window_s"],
+        c,
+        faults=c["completed"] - c["statuses"].get("200", 0),
+    )
+    report.values["joins_vs_ceiling"] = rnd(
+        r["completed"] / r["window_s"] / report.values["join_ceiling_per_s"], 3
+    )
 
 
 def phase_ceiling(bench, seeded, report, echo):
     server = bench.start_ceiling(echo)
     try:
-        f = bench.messaging("ceiling", [server], seeded.msg_rooms, "ws-closed",
-                            window=bench.args.window)
+        f = bench.messaging(
+            "ceiling", [server], seeded.msg_rooms, "ws-closed", window=bench.args.window
+        )
     finally:
         bench.procs.stop(server)
     report.ws("ceiling", f)
-    report.values.update(ceiling_msgs_per_s=rnd(f["msgs_per_s"]),
-                         ceiling_deliveries_per_s=rnd(f["deliveries_per_s"]),
-                         ceiling_p50_ms=rnd(f["p50_ms"], 2))
+    report.values.update(
+        ceiling_msgs_per_s=rnd(f["msgs_per_s"]),
+        ceiling_deliveries_per_s=rnd(f["deliveries_per_s"]),
+        ceiling_p50_ms=rnd(f["p50_ms"], 2),
+    )
 
 
 def phase_conns(bench, seeded, report):
@@ -857,41 +1099,58 @@ def phase_conns(bench, seeded, report):
     delta = seen["rss"] - before
     per = delta / still_open
     faults = seen["failed"] + (seen["connected"] - still_open) + sum(r["closed"] for r in results)
-    report.values.update(conn_count=still_open, conn_rss_kib=rnd(per, 2),
-                         conn_rss_before_kib=before, conn_rss_after_kib=seen["rss"],
-                         conn_connect_s=seen["connect_s"])
-    report.flag_if("conn_rss_kib", faults, f"{seen['failed']} failed to connect, "
-                   f"{seen['connected'] - still_open} closed while idle ({seen['errors']})")
-    report.rows.append(("conns", f"{still_open} idle sockets", f"{per:.2f} KiB/socket",
-                        f"RSS {before} -> {seen['rss']} KiB; connected in "
-                        f"{seen['connect_s']:.1f} s"))
+    report.values.update(
+        conn_count=still_open,
+        conn_rss_kib=rnd(per, 2),
+        conn_rss_before_kib=before,
+        conn_rss_after_kib=seen["rss"],
+        conn_connect_s=seen["connect_s"],
+    )
+    report.flag_if(
+        "conn_rss_kib",
+        faults,
+        f"{seen['failed']} failed to connect, "
+        f"{seen['connected'] - still_open} closed while idle ({seen['errors']})",
+    )
+    report.rows.append(
+        (
+            "conns",
+            f"{still_open} idle sockets",
+            f"{per:.2f} KiB/socket",
+            f"RSS {before} -> {seen['rss']} KiB; connected in {seen['connect_s']:.1f} s",
+        )
+    )
 
 
 def phase_two(bench, seeded, report):
-    servers = [bench.start_server("server-two-1", redis=True),
-               bench.start_server("server-two-2", redis=True)]
+    servers = [
+        bench.start_server("server-two-1", redis=True),
+        bench.start_server("server-two-2", redis=True),
+    ]
     try:
-        f = bench.messaging("two", servers, seeded.msg_rooms, "ws-closed",
-                            window=bench.args.window)
+        f = bench.messaging("two", servers, seeded.msg_rooms, "ws-closed", window=bench.args.window)
     finally:
         for s in servers:
             bench.procs.stop(s)
     report.ws("two", f)
-    report.values.update(two_process_msgs_per_s=rnd(f["msgs_per_s"]),
-                         two_process_deliveries_per_s=rnd(f["deliveries_per_s"]),
-                         two_process_p50_ms=rnd(f["p50_ms"], 2),
-                         two_process_p99_ms=rnd(f["p99_ms"], 2))
+    report.values.update(
+        two_process_msgs_per_s=rnd(f["msgs_per_s"]),
+        two_process_deliveries_per_s=rnd(f["deliveries_per_s"]),
+        two_process_p50_ms=rnd(f["p50_ms"], 2),
+        two_process_p99_ms=rnd(f["p99_ms"], 2),
+    )
 
 
 # --- the report ------------------------------------------------------------------------
 
 
 class Report:
-    WS_FIGURES = {"e2e": ("e2e_msgs_per_s", "e2e_deliveries_per_s", "latency_p50_ms",
-                          "latency_p99_ms"),
-                  "open": ("open_loop_p50_ms", "open_loop_p99_ms"),
-                  "ceiling": ("ceiling_deliveries_per_s",),
-                  "two": ("two_process_msgs_per_s",)}
+    WS_FIGURES = {
+        "e2e": ("e2e_msgs_per_s", "e2e_deliveries_per_s", "latency_p50_ms", "latency_p99_ms"),
+        "open": ("open_loop_p50_ms", "open_loop_p99_ms"),
+        "ceiling": ("ceiling_deliveries_per_s",),
+        "two": ("two_process_msgs_per_s",),
+    }
 
     def __init__(self):
         self.values = {}
@@ -920,25 +1179,44 @@ class Report:
         self.cpu[name] = result["cpu"]
         self.flag_if(name, faults, f"statuses {result['statuses']}")
         lat = sorted(result["latencies_ms"])
-        self.rows.append((name, f"{result['completed']} in {result['window_s']:.1f} s",
-                          f"{value:,.1f}/s",
-                          f"p50 {percentile(lat, 50)} ms, p99 {percentile(lat, 99)} ms; "
-                          f"statuses {result['statuses']}"))
+        self.rows.append(
+            (
+                name,
+                f"{result['completed']} in {result['window_s']:.1f} s",
+                f"{value:,.1f}/s",
+                f"p50 {percentile(lat, 50)} ms, p99 {percentile(lat, 99)} ms; "
+                f"statuses {result['statuses']}",
+            )
+        )
 
     def ws(self, phase, f):
         self.profiled(phase, f)
         self.cpu[phase] = f["cpu"]
-        self.faults[phase] = {k: f[k] for k in ("lost", "duplicated", "out_of_order",
-                                                "seq_errors", "unacked", "closed",
-                                                "connect_failed")}
+        self.faults[phase] = {
+            k: f[k]
+            for k in (
+                "lost",
+                "duplicated",
+                "out_of_order",
+                "seq_errors",
+                "unacked",
+                "closed",
+                "connect_failed",
+            )
+        }
         self.faults[phase]["error_frames"] = f["error_frames"]
         faults = f["faults"] + f["connect_failed"]
         for figure in self.WS_FIGURES[phase]:
             self.flag_if(figure, faults, f"{phase}: " + json.dumps(self.faults[phase]))
-        self.rows.append((phase, f"{f['clients']} clients",
-                          f"{f['msgs_per_s']:,.0f} msgs/s, {f['deliveries_per_s']:,.0f} deliv/s",
-                          f"latency p50 {f['p50_ms']} p99 {f['p99_ms']} max {f['max_ms']} ms; "
-                          f"ack p50 {f['ack_p50_ms']} ms; faults {faults}"))
+        self.rows.append(
+            (
+                phase,
+                f"{f['clients']} clients",
+                f"{f['msgs_per_s']:,.0f} msgs/s, {f['deliveries_per_s']:,.0f} deliv/s",
+                f"latency p50 {f['p50_ms']} p99 {f['p99_ms']} max {f['max_ms']} ms; "
+                f"ack p50 {f['ack_p50_ms']} ms; faults {faults}",
+            )
+        )
 
     def finish(self, args, machine):
         v = self.values
@@ -946,24 +1224,47 @@ class Report:
         for key in ("lost", "duplicated", "out_of_order"):
             v[key] = sum(self.faults[p][key] for p in real) if real else None
         if v.get("e2e_deliveries_per_s") is not None and v.get("ceiling_deliveries_per_s"):
-            v["e2e_vs_ceiling"] = round(v["e2e_deliveries_per_s"]
-                                        / v["ceiling_deliveries_per_s"], 3)
-        shares = [share for cpu in self.cpu.values() for name, share in (cpu or {}).items()
-                  if name.startswith("loadgen")]
+            v["e2e_vs_ceiling"] = round(
+                v["e2e_deliveries_per_s"] / v["ceiling_deliveries_per_s"], 3
+            )
+        shares = [
+            share
+            for cpu in self.cpu.values()
+            for name, share in (cpu or {}).items()
+            if name.startswith("loadgen")
+        ]
         v["loadgen_cpu_share"] = max(shares) if shares else None
-        for key in ("e2e_msgs_per_s", "e2e_deliveries_per_s", "latency_p50_ms",
-                    "latency_p99_ms", "lost", "duplicated", "out_of_order",
-                    "ceiling_deliveries_per_s", "e2e_vs_ceiling", "conn_count", "conn_rss_kib",
-                    "paid_joins_per_s", "overbooked", "logins_per_s", "profile_gets_per_s",
-                    "two_process_msgs_per_s", "open_loop_p50_ms", "open_loop_p99_ms"):
+        for key in (
+            "e2e_msgs_per_s",
+            "e2e_deliveries_per_s",
+            "latency_p50_ms",
+            "latency_p99_ms",
+            "lost",
+            "duplicated",
+            "out_of_order",
+            "ceiling_deliveries_per_s",
+            "e2e_vs_ceiling",
+            "conn_count",
+            "conn_rss_kib",
+            "paid_joins_per_s",
+            "overbooked",
+            "logins_per_s",
+            "profile_gets_per_s",
+            "two_process_msgs_per_s",
+            "open_loop_p50_ms",
+            "open_loop_p99_ms",
+        ):
             v.setdefault(key, None)
         v["flagged"] = self.flagged
         v["failed"] = self.failed
         v["cpu"] = self.cpu
         v["faults"] = self.faults
         v["sizes"] = "quick" if args.quick else "full"
-        v["options"] = {name: value for name, value in vars(args).items()
-                        if name not in ("database_url", "redis_url")}
+        v["options"] = {
+            name: value
+            for name, value in vars(args).items()
+            if name not in ("database_url", "redis_url")
+        }
         v["machine"] = machine
         return v
 
@@ -988,9 +1289,14 @@ def machine_info(db, redis_url):
                 break
     with open("/proc/meminfo") as f:
         mem_kib = int(f.readline().split()[1])
-    return {"nproc": os.cpu_count(), "memory_gib": round(mem_kib / 1024 / 1024, 1),
-            "cpu": model, "python": sys.version.split()[0], "database": db.version(),
-            "redis": redis_version(redis_url)}
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "cpu": model,
+        "python": sys.version.split()[0],
+        "database": db.version(),
+        "redis": redis_version(redis_url),
+    }
 
 
 def meets(value, target):
@@ -1007,20 +1313,27 @@ def print_report(report, values):
     for phase, load, result, detail in report.rows:
         say(f"{phase:<18} | {load:<22} | {result:<31} | {detail}")
     say()
-    say(f"CPU, share of one core during each measured window ({os.cpu_count()} cores; "
-        "machine = all processes):")
+    say(
+        f"CPU, share of one core during each measured window ({os.cpu_count()} cores; "
+        "machine = all processes):"
+    )
     for phase, cpu in report.cpu.items():
         say(f"  {phase:<20} " + ", ".join(f"{k} {v:.0%}" for k, v in (cpu or {}).items()))
     share = values.get("loadgen_cpu_share")
     if share is not None:
-        verdict = ("it may be the bottleneck: try more --loadgens" if share >= 0.85
-                   else "not the bottleneck")
+        verdict = (
+            "it may be the bottleneck: try more --loadgens"
+            if share >= 0.85
+            else "not the bottleneck"
+        )
         say(f"Busiest load generator: {share:.0%} of one core ({verdict}).")
     for phase, cpu in report.cpu.items():
         foreign = {k: v for k, v in (cpu or {}).items() if not k.startswith(OWN_PROCESSES)}
         if sum(foreign.values()) >= 0.1:
-            say(f"WARNING: during {phase}, other processes used CPU ({foreign}): "
-                "its figures are lower than this machine can do")
+            say(
+                f"WARNING: during {phase}, other processes used CPU ({foreign}): "
+                "its figures are lower than this machine can do"
+            )
     for phase, note in report.notes.items():
         say(f"{phase}: {note}")
     for name, spy in report.py_spy.items():
@@ -1053,8 +1366,10 @@ def run(args, workdir, procs):
     db = BenchDatabase(settings_module.DatabaseUrl.parse(args.database_url))
     report = Report()
     try:
-        say(f"bench: database {db.url.database}, phases {','.join(args.phases)}, "
-            f"{'quick' if args.quick else 'full'} profile, logs in {workdir}")
+        say(
+            f"bench: database {db.url.database}, phases {','.join(args.phases)}, "
+            f"{'quick' if args.quick else 'full'} profile, logs in {workdir}"
+        )
         db.create()
         started = time.monotonic()
         seeded = db.seed(args, random.Random(args.seed))

@@ -2,10 +2,10 @@
 
 from tornado import web
 
-from .handlers import docs, friends, health, messages, rooms, socket, users
-from .handlers.base import NotFoundHandler
-from .hub import Hub
-from .schemas import PATH_ID
+from chat.api.schemas import PATH_ID
+from chat.realtime.hub import Hub
+from chat.web import docs, friends, health, messages, rooms, socket, users
+from chat.web.base import NotFoundHandler
 
 # An id in a path is made of schemas.ID_CHARS; any other is no such path (a JSON 404).
 ROUTES = [
@@ -24,8 +24,7 @@ ROUTES = [
     (r"/api/messages", messages.MessagesHandler),
     (r"/api/friend-requests", friends.FriendRequestsHandler),
     (f"/api/friend-requests/{PATH_ID}", friends.FriendRequestHandler),
-    (f"/api/friend-requests/{PATH_ID}/(accept|decline)",
-     friends.FriendRequestAnswerHandler),
+    (f"/api/friend-requests/{PATH_ID}/(accept|decline)", friends.FriendRequestAnswerHandler),
     (r"/api/friends", friends.FriendsHandler),
 ]
 

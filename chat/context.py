@@ -2,11 +2,13 @@
 
 import dataclasses
 
-from . import ratelimit, security
-from .db.lookup import BatchedLookup
-from .revocations import Revocations
-from .actions.join_writer import JoinWriter
-from .actions.message_writer import MessageWriter
+from chat.actions.join_writer import JoinWriter
+from chat.actions.message_writer import MessageWriter
+from chat.auth import ratelimit
+from chat.auth.passwords import PasswordHasher, VerifiedPasswords
+from chat.auth.revocations import Revocations
+from chat.auth.tokens import TokenIssuer
+from chat.db.lookup import BatchedLookup
 
 
 @dataclasses.dataclass
@@ -14,9 +16,9 @@ class Context:
     settings: object
     db: object
     broker: object
-    passwords: security.PasswordHasher
-    room_passwords: security.VerifiedPasswords
-    tokens: security.TokenIssuer
+    passwords: PasswordHasher
+    room_passwords: VerifiedPasswords
+    tokens: TokenIssuer
     revocations: Revocations
     public_profiles: BatchedLookup
     login_limiter: ratelimit.RateLimiter
@@ -25,18 +27,19 @@ class Context:
 
     @classmethod
     def build(cls, settings, db, broker):
-        passwords = security.PasswordHasher(settings.bcrypt_rounds)
+        passwords = PasswordHasher(settings.bcrypt_rounds)
         return cls(
             settings=settings,
             db=db,
             broker=broker,
             passwords=passwords,
-            room_passwords=security.VerifiedPasswords(passwords),
-            tokens=security.TokenIssuer(settings.jwt_secret, settings.token_ttl),
+            room_passwords=VerifiedPasswords(passwords),
+            tokens=TokenIssuer(settings.jwt_secret, settings.token_ttl),
             revocations=Revocations(db, broker, settings.token_recheck, settings.token_ttl),
             # Profile views at the same moment share one query; userIds compare without case.
-            public_profiles=BatchedLookup(db, "public_profiles_among", "user_ids", "user_id",
-                                          fold=str.lower),
+            public_profiles=BatchedLookup(
+                db, "public_profiles_among", "user_ids", "user_id", fold=str.lower
+            ),
             login_limiter=ratelimit.RateLimiter(settings.login_attempts, settings.login_window),
             message_writer=MessageWriter(db, broker),
             join_writer=JoinWriter(db, broker, settings.join_price),

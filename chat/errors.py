@@ -76,7 +76,10 @@ class NotParticipant(ChatError):
 
 class InviteInvalid(ChatError):
     code, status, message = (
-        "invite_invalid", 403, "This invitation is unknown, expired, used, or not yours.")
+        "invite_invalid",
+        403,
+        "This invitation is unknown, expired, used, or not yours.",
+    )
 
 
 class NotFound(ChatError):
@@ -105,7 +108,10 @@ class AlreadyFriends(ChatError):
 
 class RequestNotPending(ChatError):
     code, status, message = (
-        "request_not_pending", 409, "This friend request has already been answered.")
+        "request_not_pending",
+        409,
+        "This friend request has already been answered.",
+    )
 
     def __init__(self, current_status):
         super().__init__(None, {"status": current_status})
@@ -120,8 +126,9 @@ class RateLimited(ChatError):
 
     def __init__(self, retry_after):
         retry_after = max(1, int(retry_after + 0.999))
-        super().__init__(None, {"retryAfter": retry_after},
-                         headers={"Retry-After": str(retry_after)})
+        super().__init__(
+            None, {"retryAfter": retry_after}, headers={"Retry-After": str(retry_after)}
+        )
 
 
 class Unavailable(ChatError):

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import secrets
-import sys
 from urllib.parse import urlencode
 
 import jwt
@@ -23,17 +22,15 @@ import pymysql
 import pytest
 from tornado import httpclient, websocket
 
+import settings as settings_module
+from chat import app as app_module
+from chat.context import Context
+from chat.db import migrate, sqlfile
+from chat.db.pool import Database
+from chat.realtime.broker import LocalBroker, RedisBroker
+from procs import RedisServer, ServerProcess
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-import settings as settings_module  # noqa: E402
-from chat import app as app_module  # noqa: E402
-from chat.broker import LocalBroker, RedisBroker  # noqa: E402
-from chat.context import Context  # noqa: E402
-from chat.db import migrate, sqlfile  # noqa: E402
-from chat.db.pool import Database  # noqa: E402
-from procs import RedisServer, ServerProcess  # noqa: E402
-
 SCHEMA_DIR = os.path.join(ROOT, "sql", "schema")
 QUERIES = sqlfile.load_dir(os.path.join(ROOT, "sql", "queries"))
 TEST_SECRET = "test-secret-" + secrets.token_hex(16)
@@ -45,8 +42,15 @@ def pytest_configure(config):
 
 
 def mysql_connect(url, database=None):
-    return pymysql.connect(host=url.host, port=url.port, user=url.user, password=url.password,
-                           database=database, charset="utf8mb4", autocommit=True)
+    return pymysql.connect(
+        host=url.host,
+        port=url.port,
+        user=url.user,
+        password=url.password,
+        database=database,
+        charset="utf8mb4",
+        autocommit=True,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +90,13 @@ def query(conn, statement, *args):
 def revoke_behind_the_broker(conn, user):
     """Revoke ``user``'s token in the database only, as a logout whose broadcast was lost."""
     claims = jwt.decode(user.token, TEST_SECRET, algorithms=["HS256"])
-    query(conn, "INSERT INTO revoked_tokens (jti, user_id, expires_at) "
-                "VALUES (%s, %s, UTC_TIMESTAMP() + INTERVAL 1 HOUR)", claims["jti"], user.user_id)
+    query(
+        conn,
+        "INSERT INTO revoked_tokens (jti, user_id, expires_at) "
+        "VALUES (%s, %s, UTC_TIMESTAMP() + INTERVAL 1 HOUR)",
+        claims["jti"],
+        user.user_id,
+    )
 
 
 @pytest.fixture
@@ -97,14 +106,15 @@ def settings(request, database):
     if marker:
         overrides = marker.kwargs
     return settings_module.Settings(
-        database=database, jwt_secret=TEST_SECRET, bcrypt_rounds=4, db_pool_size=30,
-        **overrides)
+        database=database, jwt_secret=TEST_SECRET, bcrypt_rounds=4, db_pool_size=30, **overrides
+    )
 
 
 @pytest.fixture
 def ctx(io_loop, settings):
-    db = io_loop.run_sync(lambda: Database.connect(settings.database, QUERIES,
-                                                   maxsize=settings.db_pool_size))
+    db = io_loop.run_sync(
+        lambda: Database.connect(settings.database, QUERIES, maxsize=settings.db_pool_size)
+    )
     context = Context.build(settings, db, LocalBroker())
     yield context
     io_loop.run_sync(db.close)
@@ -163,8 +173,11 @@ def _passwords(value):
 
 def _spellings(secret):
     """The ways ``secret`` can appear in a JSON body, as bytes."""
-    return {secret.encode(), json.dumps(secret)[1:-1].encode(),
-            json.dumps(secret, ensure_ascii=False)[1:-1].encode()}
+    return {
+        secret.encode(),
+        json.dumps(secret)[1:-1].encode(),
+        json.dumps(secret, ensure_ascii=False)[1:-1].encode(),
+    }
 
 
 class ApiClient:
@@ -179,7 +192,7 @@ class ApiClient:
         self.http = httpclient.AsyncHTTPClient(force_instance=True, max_clients=100)
         self.sent_passwords = set()
         self.responses = []  # (path, raw body) of every response, in order
-        self.sockets = []    # every WebSocket opened, closed with the client
+        self.sockets = []  # every WebSocket opened, closed with the client
         _clients.append(self)
 
     def leaks(self):
@@ -207,8 +220,9 @@ class ApiClient:
                     found.append((path, "an invitation token issued by another response"))
         return found
 
-    async def request(self, method, path, body=None, token=None, headers=None, raw=None,
-                      params=None):
+    async def request(
+        self, method, path, body=None, token=None, headers=None, raw=None, params=None
+    ):
         headers = dict(headers or {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -218,9 +232,15 @@ class ApiClient:
         if raw is None and method in ("POST", "PUT", "PATCH"):
             raw = b""
         url = self.base_url + path + ("?" + urlencode(params) if params else "")
-        resp = await self.http.fetch(url, method=method, body=raw, headers=headers,
-                                     raise_error=False, request_timeout=60,
-                                     allow_nonstandard_methods=True)
+        resp = await self.http.fetch(
+            url,
+            method=method,
+            body=raw,
+            headers=headers,
+            raise_error=False,
+            request_timeout=60,
+            allow_nonstandard_methods=True,
+        )
         self.responses.append((path, resp.body or b""))
         parsed = None
         if resp.body:
@@ -240,8 +260,14 @@ class ApiClient:
         """Register a new user with a random id and log it in."""
         user_id = fields.pop("userId", "u_" + secrets.token_hex(6))
         phone = fields.pop("phone", "+1" + str(secrets.randbelow(10**12)).zfill(12))
-        body = {"userId": user_id, "deviceId": "dev-1", "name": "Test " + user_id,
-                "phone": phone, "password": PASSWORD, **fields}
+        body = {
+            "userId": user_id,
+            "deviceId": "dev-1",
+            "name": "Test " + user_id,
+            "phone": phone,
+            "password": PASSWORD,
+            **fields,
+        }
         if prime:
             body["isPrime"] = True
         if coins:
@@ -254,14 +280,16 @@ class ApiClient:
 
     async def room(self, owner, password="room-pass", name="Room"):
         """A new room owned by ``owner`` (a prime User); returns the Room object."""
-        resp = await self.post("/api/chatrooms", {"name": name, "password": password},
-                               token=owner.token)
+        resp = await self.post(
+            "/api/chatrooms", {"name": name, "password": password}, token=owner.token
+        )
         assert resp.status == 201, resp.body
         return resp.body["room"]
 
     async def join(self, user, room_id, password="room-pass"):
-        return await self.post("/api/joinroom", {"roomId": room_id, "password": password},
-                               token=user.token)
+        return await self.post(
+            "/api/joinroom", {"roomId": room_id, "password": password}, token=user.token
+        )
 
     def ws_url(self):
         return self.base_url.replace("http://", "ws://") + "/api/ws"
@@ -296,8 +324,9 @@ class Socket:
         self.conn = conn
 
     async def send(self, frame):
-        await self.conn.write_message(frame if isinstance(frame, (str, bytes))
-                                      else json.dumps(frame))
+        await self.conn.write_message(
+            frame if isinstance(frame, (str, bytes)) else json.dumps(frame)
+        )
 
     async def recv(self, timeout=10):
         """The next frame, or None once the server closed the socket."""
@@ -313,7 +342,7 @@ class Socket:
         """Assert that no frame arrives within ``wait`` seconds."""
         try:
             frame = await self.recv(wait)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
         raise AssertionError(f"unexpected frame: {frame}")
 
@@ -347,6 +376,7 @@ def no_secrets_in_responses():
 
 
 # -- Redis and whole server processes (see tests/procs.py) -------------------
+
 
 @pytest.fixture(scope="session")
 def redis_url():

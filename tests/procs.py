@@ -68,9 +68,24 @@ class RedisServer:
 
     def start(self):
         self._proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", self._dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                self._dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until(self.answers, 10, f"redis-server on port {self.port} did not answer")
         return self
 
@@ -105,27 +120,32 @@ class ServerProcess:
         for name in list(self.env):
             if name.startswith("CHAT_"):
                 del self.env[name]
-        self.env.update({
-            "CHAT_HOST": "127.0.0.1",
-            "CHAT_PORT": str(self.port),
-            "CHAT_DATABASE_URL": database_url(database),
-            "CHAT_JWT_SECRET": jwt_secret,
-            "CHAT_BCRYPT_ROUNDS": "4",
-            "PYTHONUNBUFFERED": "1",
-        })
+        self.env.update(
+            {
+                "CHAT_HOST": "127.0.0.1",
+                "CHAT_PORT": str(self.port),
+                "CHAT_DATABASE_URL": database_url(database),
+                "CHAT_JWT_SECRET": jwt_secret,
+                "CHAT_BCRYPT_ROUNDS": "4",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         if redis_url:
             self.env["CHAT_REDIS_URL"] = redis_url
         for name, value in settings.items():
             self.env["CHAT_" + name.upper()] = str(value)
-        self._log = tempfile.NamedTemporaryFile(prefix="chat-server-", suffix=".log",
-                                                delete=False)
+        self._log = tempfile.NamedTemporaryFile(prefix="chat-server-", suffix=".log", delete=False)
         self.log_path = self._log.name
         self._proc = None
 
     def start(self, timeout=30):
-        self._proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "server.py")],
-                                      cwd=ROOT, env=self.env, stdout=self._log,
-                                      stderr=subprocess.STDOUT)
+        self._proc = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "server.py")],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         wait_until(self._ready, timeout, f"server.py on port {self.port} did not start")
         return self
 

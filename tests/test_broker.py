@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from chat.broker import LocalBroker
+from chat.realtime.broker import LocalBroker
 
 
 async def eventually(check, timeout=10, what="condition"):
@@ -174,8 +174,11 @@ async def test_redis_restart(private_redis, brokers, caplog):
     await eventually(lambda: a.healthy and b.healthy, what="healthy again")
     # Every room wanted during the outage is told to look for what it missed.
     resync = {"type": "resync", "roomId": "r"}
-    await eventually(lambda: resync in on_a and resync in on_b
-                     and later == [{"type": "resync", "roomId": "later"}])
+    await eventually(
+        lambda: (
+            resync in on_a and resync in on_b and later == [{"type": "resync", "roomId": "later"}]
+        )
+    )
     # What a published during the outage reaches its own listeners, in order.
     await eventually(lambda: len(on_a) == 12, what="queued events")
     assert [e for e in on_a if e != resync] == [{"n": n} for n in range(1, 12)]

@@ -32,22 +32,50 @@ async def assert_still_serving(api):
 
 
 def registration(**fields):
-    return {"userId": "e_" + secrets.token_hex(6), "deviceId": "d", "name": "E",
-            "phone": "+1" + str(secrets.randbelow(10**12)).zfill(12), "password": PASSWORD,
-            **fields}
+    return {
+        "userId": "e_" + secrets.token_hex(6),
+        "deviceId": "d",
+        "name": "E",
+        "phone": "+1" + str(secrets.randbelow(10**12)).zfill(12),
+        "password": PASSWORD,
+        **fields,
+    }
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("raw", [
-    b"not json", b"{\"userId\": ", b"[]", b"[{\"userId\": \"x\"}]", b"\"a string\"", b"42",
-    b"null", b"", b"\xff\xfe{}", b"{\"name\": \"\xc3\x28\"}", b"{\"a\": NaN",
-], ids=["text", "truncated", "empty-array", "array", "string", "number", "null", "empty",
-        "bad-utf8-bom", "bad-utf8-in-string", "nan-truncated"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b'{"userId": ',
+        b"[]",
+        b'[{"userId": "x"}]',
+        b'"a string"',
+        b"42",
+        b"null",
+        b"",
+        b"\xff\xfe{}",
+        b'{"name": "\xc3\x28"}',
+        b'{"a": NaN',
+    ],
+    ids=[
+        "text",
+        "truncated",
+        "empty-array",
+        "array",
+        "string",
+        "number",
+        "null",
+        "empty",
+        "bad-utf8-bom",
+        "bad-utf8-in-string",
+        "nan-truncated",
+    ],
+)
 async def test_a_body_that_is_not_a_json_object_is_invalid_json(api, raw):
     assert_error(await api.post("/api/create", raw=raw), 400, "invalid_json")
     user = await api.user()
-    assert_error(await api.post("/api/chatrooms", raw=raw, token=user.token), 400,
-                 "invalid_json")
+    assert_error(await api.post("/api/chatrooms", raw=raw, token=user.token), 400, "invalid_json")
     await assert_still_serving(api)
 
 
@@ -70,7 +98,7 @@ async def test_a_body_of_exactly_64_kib_is_read(api):
 async def test_a_body_over_64_kib_is_payload_too_large(api):
     assert_error(await api.post("/api/create", raw=sized(LIMIT + 1)), 413, "payload_too_large")
     await assert_still_serving(api)
-    big = b"{\"x\": \"" + b"y" * (4 * LIMIT) + b"\"}"
+    big = b'{"x": "' + b"y" * (4 * LIMIT) + b'"}'
     assert_error(await api.post("/api/login", raw=big), 413, "payload_too_large")
     await assert_still_serving(api)
 
@@ -79,12 +107,13 @@ async def test_a_body_over_64_kib_is_payload_too_large(api):
 async def test_a_chunked_body_over_64_kib_is_payload_too_large(api):
     async def produce(write):
         for _ in range(5):
-            await write(b"{\"padding\": \"" + b"z" * (LIMIT // 4) + b"\",")
-        await write(b"\"end\": 1}")
+            await write(b'{"padding": "' + b"z" * (LIMIT // 4) + b'",')
+        await write(b'"end": 1}')
 
     async def send(path, producer):
-        request = httpclient.HTTPRequest(api.base_url + path, method="POST",
-                                         body_producer=producer, request_timeout=30)
+        request = httpclient.HTTPRequest(
+            api.base_url + path, method="POST", body_producer=producer, request_timeout=30
+        )
         resp = await api.http.fetch(request, raise_error=False)
         assert "Content-Length" not in request.headers
         return resp
@@ -95,8 +124,8 @@ async def test_a_chunked_body_over_64_kib_is_payload_too_large(api):
     assert b"payload_too_large" in resp.body
 
     async def small(write):
-        await write(b"{\"userId\": ")
-        await write(b"\"x\"}")
+        await write(b'{"userId": ')
+        await write(b'"x"}')
 
     resp = await send("/api/create", small)
     assert resp.code == 400 and b"validation_failed" in resp.body
@@ -104,18 +133,26 @@ async def test_a_chunked_body_over_64_kib_is_payload_too_large(api):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/api/nothing-here"), ("POST", "/api/nothing-here"), ("GET", "/"),
-    ("GET", "/favicon.ico"), ("GET", "/api/profile/"), ("GET", "/api/profile/a/b"),
-    ("DELETE", "/api/create/extra"), ("GET", "/api/HEALTH"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/api/nothing-here"),
+        ("POST", "/api/nothing-here"),
+        ("GET", "/"),
+        ("GET", "/favicon.ico"),
+        ("GET", "/api/profile/"),
+        ("GET", "/api/profile/a/b"),
+        ("DELETE", "/api/create/extra"),
+        ("GET", "/api/HEALTH"),
+    ],
+)
 async def test_an_unknown_path_is_a_json_404(api, method, path):
     resp = await api.request(method, path)
     assert_error(resp, 404, "not_found")
     await assert_still_serving(api)
 
 
-ODD_IDS = ["é", "日本", "\U0001F600", "a b", "a%2Fb", "x'y", "a\\b"]
+ODD_IDS = ["é", "日本", "\U0001f600", "a b", "a%2Fb", "x'y", "a\\b"]
 
 
 @pytest.mark.gen_test
@@ -128,11 +165,14 @@ async def test_an_id_the_server_never_gives_out_is_refused_clearly(api, odd):
     quoted = quote(odd, safe="%")
     for path in (f"/api/profile/{quoted}", f"/api/chatrooms/{quoted}"):
         assert_error(await api.get(path, token=user.token), 404, "not_found")
-    assert_error(await api.post(f"/api/chatrooms/{quoted}/leave", token=user.token),
-                 404, "not_found")
-    for path, body in (("/api/joinroom", {"roomId": odd, "password": "room-pass"}),
-                       ("/api/messages", {"roomId": odd, "content": "hi"}),
-                       ("/api/invite", {"roomId": odd, "userId": user.user_id})):
+    assert_error(
+        await api.post(f"/api/chatrooms/{quoted}/leave", token=user.token), 404, "not_found"
+    )
+    for path, body in (
+        ("/api/joinroom", {"roomId": odd, "password": "room-pass"}),
+        ("/api/messages", {"roomId": odd, "content": "hi"}),
+        ("/api/invite", {"roomId": odd, "userId": user.user_id}),
+    ):
         resp = await api.post(path, body, token=user.token)
         assert_error(resp, 400, "validation_failed")
         assert resp.body["error"]["details"]["errors"][0]["field"] == "roomId"
@@ -148,11 +188,18 @@ async def test_an_id_the_server_never_gives_out_is_refused_clearly(api, odd):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/api/create"), ("PUT", "/api/create"), ("DELETE", "/api/login"),
-    ("PATCH", "/api/login"), ("POST", "/api/health"), ("DELETE", "/api/openapi.json"),
-    ("PROPFIND", "/api/create"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/api/create"),
+        ("PUT", "/api/create"),
+        ("DELETE", "/api/login"),
+        ("PATCH", "/api/login"),
+        ("POST", "/api/health"),
+        ("DELETE", "/api/openapi.json"),
+        ("PROPFIND", "/api/create"),
+    ],
+)
 async def test_a_wrong_method_is_a_json_405(api, method, path):
     assert_error(await api.request(method, path), 405, "method_not_allowed")
     await assert_still_serving(api)
@@ -164,8 +211,9 @@ async def test_a_wrong_method_on_an_authenticated_path_checks_the_token_first(ap
     url = f"/api/profile/{user.user_id}"
     assert_error(await api.request("DELETE", url), 401, "unauthorized")
     assert_error(await api.request("DELETE", url, token=user.token), 405, "method_not_allowed")
-    assert_error(await api.request("PUT", "/api/logout", token=user.token), 405,
-                 "method_not_allowed")
+    assert_error(
+        await api.request("PUT", "/api/logout", token=user.token), 405, "method_not_allowed"
+    )
     await assert_still_serving(api)
 
 

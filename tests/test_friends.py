@@ -51,13 +51,25 @@ async def friends_of(api, user):
 
 def pair_rows(sql, a, b):
     """Every friend_requests row and friendships row between two users."""
-    requests = query(sql, "SELECT request_id, from_user_id, status, pending_flag, responded_at "
-                          "FROM friend_requests WHERE (from_user_id = %s AND to_user_id = %s) "
-                          "OR (from_user_id = %s AND to_user_id = %s) ORDER BY request_id",
-                     a, b, b, a)
-    friendships = query(sql, "SELECT user_a, user_b FROM friendships WHERE "
-                             "(user_a = %s AND user_b = %s) OR (user_a = %s AND user_b = %s)",
-                        a, b, b, a)
+    requests = query(
+        sql,
+        "SELECT request_id, from_user_id, status, pending_flag, responded_at "
+        "FROM friend_requests WHERE (from_user_id = %s AND to_user_id = %s) "
+        "OR (from_user_id = %s AND to_user_id = %s) ORDER BY request_id",
+        a,
+        b,
+        b,
+        a,
+    )
+    friendships = query(
+        sql,
+        "SELECT user_a, user_b FROM friendships WHERE "
+        "(user_a = %s AND user_b = %s) OR (user_a = %s AND user_b = %s)",
+        a,
+        b,
+        b,
+        a,
+    )
     return list(requests), list(friendships)
 
 
@@ -74,13 +86,19 @@ async def test_send_creates_a_pending_request(api, sql):
     resp = await send(api, alice, bob.user_id)
     assert resp.status == 201
     request = resp.body["friendRequest"]
-    assert request == {"requestId": request["requestId"], "fromUserId": alice.user_id,
-                       "toUserId": bob.user_id, "status": "pending",
-                       "createdAt": request["createdAt"], "respondedAt": None}
+    assert request == {
+        "requestId": request["requestId"],
+        "fromUserId": alice.user_id,
+        "toUserId": bob.user_id,
+        "status": "pending",
+        "createdAt": request["createdAt"],
+        "respondedAt": None,
+    }
     assert request["requestId"].isdigit() and request["createdAt"].endswith("Z")
     requests, friendships = pair_rows(sql, alice.user_id, bob.user_id)
     assert [(r["request_id"], r["status"], r["pending_flag"]) for r in requests] == [
-        (int(request["requestId"]), "pending", 1)]
+        (int(request["requestId"]), "pending", 1)
+    ]
     assert friendships == []
 
 
@@ -99,8 +117,9 @@ async def test_send_to_yourself_is_refused(api, sql):
         resp = await send(api, alice, target)
         assert error_of(resp) == (400, "validation_failed")
         assert [e["field"] for e in resp.body["error"]["details"]["errors"]] == ["userId"]
-    rows = query(sql, "SELECT COUNT(*) AS n FROM friend_requests WHERE from_user_id = %s",
-                 alice.user_id)
+    rows = query(
+        sql, "SELECT COUNT(*) AS n FROM friend_requests WHERE from_user_id = %s", alice.user_id
+    )
     assert rows[0]["n"] == 0
 
 
@@ -110,7 +129,8 @@ async def test_send_with_a_bad_body_is_refused(api):
     missing = await api.post("/api/friend-requests", {}, token=alice.token)
     assert error_of(missing) == (400, "validation_failed")
     assert missing.body["error"]["details"]["errors"] == [
-        {"field": "userId", "message": "is required"}]
+        {"field": "userId", "message": "is required"}
+    ]
     not_json = await api.post("/api/friend-requests", raw=b"[1", token=alice.token)
     assert error_of(not_json) == (400, "invalid_json")
 
@@ -134,8 +154,12 @@ async def test_send_needs_a_shared_room(api, sql):
     assert left.status == 204
     resp = await send(api, bob, alice.user_id)
     assert error_of(resp) == (403, "not_participant")
-    rows = query(sql, "SELECT COUNT(*) AS n FROM friend_requests WHERE from_user_id IN (%s, %s)",
-                 alice.user_id, bob.user_id)
+    rows = query(
+        sql,
+        "SELECT COUNT(*) AS n FROM friend_requests WHERE from_user_id IN (%s, %s)",
+        alice.user_id,
+        bob.user_id,
+    )
     assert rows[0]["n"] == 0
 
 
@@ -180,15 +204,21 @@ async def test_crossing_request_accepts_the_existing_one(api, sql):
 @pytest.mark.gen_test
 async def test_concurrent_crossing_requests_make_one_friendship(api, sql):
     pairs = [(await roommates(api))[0] for _ in range(8)]
-    results = await asyncio.gather(*(
-        send(api, a, b.user_id) if i % 2 == 0 else send(api, b, a.user_id)
-        for a, b in pairs for i in range(2)))
+    results = await asyncio.gather(
+        *(
+            send(api, a, b.user_id) if i % 2 == 0 else send(api, b, a.user_id)
+            for a, b in pairs
+            for i in range(2)
+        )
+    )
     for n, (a, b) in enumerate(pairs):
         first, second = results[2 * n], results[2 * n + 1]
         assert sorted([first.status, second.status]) == [200, 201], (first.body, second.body)
         assert first.body["friendRequest"]["requestId"] == second.body["friendRequest"]["requestId"]
         assert {first.body["friendRequest"]["status"], second.body["friendRequest"]["status"]} == {
-            "pending", "accepted"}
+            "pending",
+            "accepted",
+        }
         requests, friendships = pair_rows(sql, a.user_id, b.user_id)
         assert [(r["status"], r["pending_flag"]) for r in requests] == [("accepted", None)]
         assert len(friendships) == 1
@@ -225,11 +255,11 @@ async def test_friendship_pair_is_ordered_by_the_database_collation(api, sql):
 @pytest.mark.gen_test
 async def test_listing_by_direction_and_status(api):
     (me, bob, carol, dave, erin), _ = await roommates(api, 5)
-    to_bob = await sent(api, me, bob)                      # outgoing, pending
-    from_carol = await sent(api, carol, me)                # incoming, pending
-    to_dave = await sent(api, me, dave)                    # outgoing, declined
+    to_bob = await sent(api, me, bob)  # outgoing, pending
+    from_carol = await sent(api, carol, me)  # incoming, pending
+    to_dave = await sent(api, me, dave)  # outgoing, declined
     assert (await answer(api, dave, to_dave["requestId"], "decline")).status == 200
-    from_erin = await sent(api, erin, me)                  # incoming, accepted
+    from_erin = await sent(api, erin, me)  # incoming, accepted
     assert (await answer(api, me, from_erin["requestId"], "accept")).status == 200
 
     def ids(requests):
@@ -255,9 +285,11 @@ async def test_listing_by_direction_and_status(api):
 @pytest.mark.gen_test
 async def test_listing_with_bad_filters_is_400(api):
     (alice, _), _ = await roommates(api)
-    for params, field in (({"direction": "sideways"}, "direction"),
-                          ({"status": "maybe"}, "status"),
-                          ({"limit": "5"}, "limit")):
+    for params, field in (
+        ({"direction": "sideways"}, "direction"),
+        ({"status": "maybe"}, "status"),
+        ({"limit": "5"}, "limit"),
+    ):
         resp = await api.get("/api/friend-requests", token=alice.token, params=params)
         assert error_of(resp) == (400, "validation_failed")
         assert [e["field"] for e in resp.body["error"]["details"]["errors"]] == [field]
@@ -265,9 +297,14 @@ async def test_listing_with_bad_filters_is_400(api):
 
 @pytest.mark.gen_test
 async def test_every_endpoint_needs_a_token(api):
-    calls = [api.get("/api/friend-requests"), api.post("/api/friend-requests", {"userId": "abc"}),
-             api.post("/api/friend-requests/1/accept"), api.post("/api/friend-requests/1/decline"),
-             api.delete("/api/friend-requests/1"), api.get("/api/friends")]
+    calls = [
+        api.get("/api/friend-requests"),
+        api.post("/api/friend-requests", {"userId": "abc"}),
+        api.post("/api/friend-requests/1/accept"),
+        api.post("/api/friend-requests/1/decline"),
+        api.delete("/api/friend-requests/1"),
+        api.get("/api/friends"),
+    ]
     for resp in await asyncio.gather(*calls):
         assert error_of(resp) == (401, "unauthorized")
 
@@ -290,8 +327,14 @@ async def test_accept_makes_friends_with_public_profiles_only(api, sql):
     assert len(friendships) == 1
 
     friends = await friends_of(api, alice)
-    assert friends == [{"userId": bob.user_id, "name": bob.profile["name"], "isPrime": False,
-                        "createdAt": bob.profile["createdAt"]}]
+    assert friends == [
+        {
+            "userId": bob.user_id,
+            "name": bob.profile["name"],
+            "isPrime": False,
+            "createdAt": bob.profile["createdAt"],
+        }
+    ]
     assert set(friends[0]) == PROFILE_KEYS  # no phone, deviceId, coins
     assert [f["userId"] for f in await friends_of(api, bob)] == [alice.user_id]
     assert await friends_of(api, carol) == []
@@ -338,7 +381,9 @@ async def test_only_the_receiver_may_answer(api, sql):
     for user in (alice, carol):
         for verb in ("accept", "decline"):
             assert error_of(await answer(api, user, request["requestId"], verb)) == (
-                404, "not_found")
+                404,
+                "not_found",
+            )
     requests, friendships = pair_rows(sql, alice.user_id, bob.user_id)
     assert [r["status"] for r in requests] == ["pending"] and friendships == []
 
@@ -378,8 +423,9 @@ async def test_answering_an_answered_request_is_409(api, sql):
 async def test_concurrent_answers_settle_once(api, sql):
     (alice, bob), _ = await roommates(api)
     request = await sent(api, alice, bob)
-    results = await asyncio.gather(*(answer(api, bob, request["requestId"], verb)
-                                     for verb in ("accept", "decline") * 4))
+    results = await asyncio.gather(
+        *(answer(api, bob, request["requestId"], verb) for verb in ("accept", "decline") * 4)
+    )
     assert sorted(r.status for r in results) == [200] + [409] * 7
     (winner,) = [r.body["friendRequest"]["status"] for r in results if r.status == 200]
     requests, friendships = pair_rows(sql, alice.user_id, bob.user_id)
@@ -426,10 +472,16 @@ async def test_an_answered_request_cannot_be_withdrawn(api, sql):
 async def test_withdraw_racing_accept_has_one_winner(api, sql):
     pairs = [(await roommates(api))[0] for _ in range(6)]
     requests = [await sent(api, a, b) for a, b in pairs]
-    results = await asyncio.gather(*(
-        call for (a, b), r in zip(pairs, requests) for call in (
-            api.delete(f"/api/friend-requests/{r['requestId']}", token=a.token),
-            answer(api, b, r["requestId"], "accept"))))
+    results = await asyncio.gather(
+        *(
+            call
+            for (a, b), r in zip(pairs, requests, strict=True)
+            for call in (
+                api.delete(f"/api/friend-requests/{r['requestId']}", token=a.token),
+                answer(api, b, r["requestId"], "accept"),
+            )
+        )
+    )
     for n, (a, b) in enumerate(pairs):
         withdrawn, accepted = results[2 * n], results[2 * n + 1]
         assert (withdrawn.status, accepted.status) in ((204, 404), (404, 200))

@@ -12,15 +12,20 @@ from conftest import mysql_connect, query
 
 
 def ledger_matches_balance(sql, user_id):
-    (row,) = query(sql, "SELECT avail_coins, (SELECT COALESCE(SUM(delta), 0) FROM coin_ledger "
-                        "WHERE user_id = %s) AS total FROM users WHERE user_id = %s",
-                   user_id, user_id)
+    (row,) = query(
+        sql,
+        "SELECT avail_coins, (SELECT COALESCE(SUM(delta), 0) FROM coin_ledger "
+        "WHERE user_id = %s) AS total FROM users WHERE user_id = %s",
+        user_id,
+        user_id,
+    )
     return int(row["total"]) == row["avail_coins"], row["avail_coins"]
 
 
 async def invite(api, owner, room_id, invitee):
-    resp = await api.post("/api/invite", {"roomId": room_id, "userId": invitee.user_id},
-                          token=owner.token)
+    resp = await api.post(
+        "/api/invite", {"roomId": room_id, "userId": invitee.user_id}, token=owner.token
+    )
     assert resp.status == 201, resp.body
     return resp.body["invitation"]["token"]
 
@@ -47,12 +52,18 @@ async def test_non_prime_first_room_free_then_150_each(api, sql):
     assert third.body["error"]["details"] == {"required": 150, "available": 50}
 
     assert ledger_matches_balance(sql, user.user_id) == (True, 50)
-    entries = query(sql, "SELECT delta, reason, room_id FROM coin_ledger WHERE user_id = %s "
-                         "ORDER BY entry_id", user.user_id)
+    entries = query(
+        sql,
+        "SELECT delta, reason, room_id FROM coin_ledger WHERE user_id = %s ORDER BY entry_id",
+        user.user_id,
+    )
     assert [(e["delta"], e["reason"], e["room_id"]) for e in entries] == [
-        (200, "signup_grant", None), (-150, "join_charge", rooms[1]["roomId"])]
-    members = query(sql, "SELECT COUNT(*) AS n FROM room_members WHERE room_id = %s",
-                    rooms[2]["roomId"])
+        (200, "signup_grant", None),
+        (-150, "join_charge", rooms[1]["roomId"]),
+    ]
+    members = query(
+        sql, "SELECT COUNT(*) AS n FROM room_members WHERE room_id = %s", rooms[2]["roomId"]
+    )
     assert members[0]["n"] == 1
 
 
@@ -114,9 +125,13 @@ async def test_join_errors(api):
     assert (wrong.status, wrong.body["error"]["code"]) == (403, "wrong_room_password")
     missing = await api.join(user, "no-such-room")
     assert (missing.status, missing.body["error"]["code"]) == (404, "not_found")
-    for body in ({}, {"roomId": room["roomId"]}, {"password": "x"},
-                 {"roomId": room["roomId"], "password": "right-pw", "inviteToken": "t"},
-                 {"roomId": 5, "password": "right-pw"}):
+    for body in (
+        {},
+        {"roomId": room["roomId"]},
+        {"password": "x"},
+        {"roomId": room["roomId"], "password": "right-pw", "inviteToken": "t"},
+        {"roomId": 5, "password": "right-pw"},
+    ):
         resp = await api.post("/api/joinroom", body, token=user.token)
         assert (resp.status, resp.body["error"]["code"]) == (400, "validation_failed"), body
 
@@ -152,8 +167,9 @@ async def test_twelve_concurrent_joins_to_five_free_seats(api, sql):
     statuses = sorted(r.status for r in results)
     assert statuses == [200] * 5 + [409] * 7
     assert {r.body["error"]["code"] for r in results if r.status == 409} == {"room_full"}
-    members = query(sql, "SELECT COUNT(*) AS n FROM room_members WHERE room_id = %s",
-                    room["roomId"])
+    members = query(
+        sql, "SELECT COUNT(*) AS n FROM room_members WHERE room_id = %s", room["roomId"]
+    )
     (row,) = query(sql, "SELECT member_count FROM rooms WHERE room_id = %s", room["roomId"])
     assert members[0]["n"] == row["member_count"] == 6
 
@@ -250,12 +266,17 @@ async def test_unknown_and_expired_invitations(api, sql):
     owner = await api.user(prime=True)
     invitee = await api.user(prime=True)
     room = await api.room(owner)
-    unknown = await api.post("/api/joinroom", {"inviteToken": "not-a-real-token"},
-                             token=invitee.token)
+    unknown = await api.post(
+        "/api/joinroom", {"inviteToken": "not-a-real-token"}, token=invitee.token
+    )
     assert (unknown.status, unknown.body["error"]["code"]) == (403, "invite_invalid")
     token = await invite(api, owner, room["roomId"], invitee)
-    query(sql, "UPDATE invitations SET expires_at = UTC_TIMESTAMP(3) - INTERVAL 1 SECOND "
-               "WHERE invitee_id = %s", invitee.user_id)
+    query(
+        sql,
+        "UPDATE invitations SET expires_at = UTC_TIMESTAMP(3) - INTERVAL 1 SECOND "
+        "WHERE invitee_id = %s",
+        invitee.user_id,
+    )
     expired = await api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token)
     assert (expired.status, expired.body["error"]["code"]) == (403, "invite_invalid")
 
@@ -266,8 +287,9 @@ async def test_used_invitation_is_refused_even_for_a_member(api):
     invitee = await api.user(prime=True)
     room = await api.room(owner)
     token = await invite(api, owner, room["roomId"], invitee)
-    assert (await api.post("/api/joinroom", {"inviteToken": token},
-                           token=invitee.token)).status == 200
+    assert (
+        await api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token)
+    ).status == 200
     again = await api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token)
     assert (again.status, again.body["error"]["code"]) == (403, "invite_invalid")
     owners_try = await api.post("/api/joinroom", {"inviteToken": token}, token=owner.token)
@@ -280,9 +302,9 @@ async def test_two_concurrent_uses_of_one_invitation(api, sql):
     invitee = await api.user(prime=True)
     room = await api.room(owner)
     token = await invite(api, owner, room["roomId"], invitee)
-    results = await asyncio.gather(*(
-        api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token)
-        for _ in range(2)))
+    results = await asyncio.gather(
+        *(api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token) for _ in range(2))
+    )
     assert sorted(r.status for r in results) == [200, 403]
     used = query(sql, "SELECT used_at FROM invitations WHERE invitee_id = %s", invitee.user_id)
     assert len(used) == 1 and used[0]["used_at"] is not None
@@ -346,17 +368,29 @@ async def test_a_burst_of_joins_to_a_room_checks_its_password_once(api, ctx, sql
     # password is not known here yet.
     room_id = "r_" + secrets.token_hex(6)
     hashed = bcrypt.hashpw(b"burst-pw", bcrypt.gensalt(4)).decode()
-    query(sql, "INSERT INTO rooms (room_id, name, owner_id, password_hash, capacity, "
-               "member_count, last_seq, created_at) VALUES (%s, 'B', %s, %s, 6, 1, 0, "
-               "UTC_TIMESTAMP(3))", room_id, owner.user_id, hashed)
-    query(sql, "INSERT INTO room_members (room_id, user_id, charged, joined_at) "
-               "VALUES (%s, %s, 0, UTC_TIMESTAMP(3))", room_id, owner.user_id)
+    query(
+        sql,
+        "INSERT INTO rooms (room_id, name, owner_id, password_hash, capacity, "
+        "member_count, last_seq, created_at) VALUES (%s, 'B', %s, %s, 6, 1, 0, "
+        "UTC_TIMESTAMP(3))",
+        room_id,
+        owner.user_id,
+        hashed,
+    )
+    query(
+        sql,
+        "INSERT INTO room_members (room_id, user_id, charged, joined_at) "
+        "VALUES (%s, %s, 0, UTC_TIMESTAMP(3))",
+        room_id,
+        owner.user_id,
+    )
     checks = count_bcrypt_checks(ctx, monkeypatch)
     results = await asyncio.gather(*(api.join(u, room_id, "burst-pw") for u in users))
     assert [r.status for r in results] == [200] * 5
     assert len(checks) == 1
-    wrong = await asyncio.gather(*(api.join(owner, room_id, guess)
-                                   for guess in ("guess-1", "guess-2", "guess-3")))
+    wrong = await asyncio.gather(
+        *(api.join(owner, room_id, guess) for guess in ("guess-1", "guess-2", "guess-3"))
+    )
     assert {(r.status, r.body["error"]["code"]) for r in wrong} == {(403, "wrong_room_password")}
     assert len(checks) == 4
 
@@ -391,10 +425,13 @@ async def test_refusals_among_concurrent_joins_change_nothing(api, sql):
         api.post("/api/joinroom", {"inviteToken": token}, token=invitee.token),
         api.join(broke, room["roomId"]),
         *(api.join(payer, room["roomId"]) for payer in payers),
-        api.join(payers[0], room["roomId"], password="wrong-pw"))
+        api.join(payers[0], room["roomId"], password="wrong-pw"),
+    )
     invited, short, *paid, wrong = results
     assert (short.status, short.body["error"]["code"]) in {
-        (402, "insufficient_coins"), (409, "room_full")}
+        (402, "insufficient_coins"),
+        (409, "room_full"),
+    }
     assert (wrong.status, wrong.body["error"]["code"]) == (403, "wrong_room_password")
     admitted = [r for r in [invited, *paid] if r.status == 200]
     assert len(admitted) == 2
@@ -403,7 +440,7 @@ async def test_refusals_among_concurrent_joins_change_nothing(api, sql):
     assert row["member_count"] == 6
     used = query(sql, "SELECT used_at FROM invitations WHERE invitee_id = %s", invitee.user_id)
     assert (used[0]["used_at"] is not None) == (invited.status == 200)
-    for user, resp in [(broke, short), *zip(payers, paid)]:
+    for user, resp in [(broke, short), *zip(payers, paid, strict=True)]:
         expected = 0 if resp.status == 200 else (100 if user is broke else 150)
         assert ledger_matches_balance(sql, user.user_id) == (True, expected)
 
@@ -417,14 +454,17 @@ async def test_batch_writes_refuse_what_the_rows_cannot_hold(api, ctx, sql):
     user = await api.user(coins=100)
 
     async def overcharge(tx):
-        await join_writer._all_rows(tx, "add_seats", [room["roomId"]], seats=1,
-                                    room_ids=(room["roomId"],))
-        await join_writer._all_rows(tx, "take_coins", [user.user_id], amount=150,
-                                    user_ids=(user.user_id,))
+        await join_writer._all_rows(
+            tx, "add_seats", [room["roomId"]], seats=1, room_ids=(room["roomId"],)
+        )
+        await join_writer._all_rows(
+            tx, "take_coins", [user.user_id], amount=150, user_ids=(user.user_id,)
+        )
 
     async def overbook(tx):
-        await join_writer._all_rows(tx, "add_seats", [room["roomId"]], seats=6,
-                                    room_ids=(room["roomId"],))
+        await join_writer._all_rows(
+            tx, "add_seats", [room["roomId"]], seats=6, room_ids=(room["roomId"],)
+        )
 
     for writes in (overcharge, overbook):
         with pytest.raises(RuntimeError):

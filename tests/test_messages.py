@@ -20,13 +20,18 @@ async def room_with(api, members=1):
 
 
 async def send(api, user, room_id, content="hello", **extra):
-    return await api.post("/api/messages", {"roomId": room_id, "content": content, **extra},
-                          token=user.token)
+    return await api.post(
+        "/api/messages", {"roomId": room_id, "content": content, **extra}, token=user.token
+    )
 
 
 def stored(sql, room_id):
-    return query(sql, "SELECT seq, sender_id, content, client_msg_id FROM messages "
-                      "WHERE room_id = %s ORDER BY seq", room_id)
+    return query(
+        sql,
+        "SELECT seq, sender_id, content, client_msg_id FROM messages "
+        "WHERE room_id = %s ORDER BY seq",
+        room_id,
+    )
 
 
 @pytest.mark.gen_test
@@ -36,14 +41,27 @@ async def test_post_message_stores_it_with_the_next_seq(api, sql):
     second = await send(api, member, room_id, "héllo ✓", clientMsgId="c-1")
     assert (first.status, second.status) == (201, 201)
     message = second.body["message"]
-    assert set(message) == {"messageId", "roomId", "seq", "senderId", "content", "clientMsgId",
-                            "createdAt"}
+    assert set(message) == {
+        "messageId",
+        "roomId",
+        "seq",
+        "senderId",
+        "content",
+        "clientMsgId",
+        "createdAt",
+    }
     assert isinstance(message["messageId"], str) and message["createdAt"].endswith("Z")
     assert (first.body["message"]["seq"], first.body["message"]["clientMsgId"]) == (1, None)
-    assert (message["seq"], message["senderId"], message["content"], message["clientMsgId"]) \
-        == (2, member.user_id, "héllo ✓", "c-1")
+    assert (message["seq"], message["senderId"], message["content"], message["clientMsgId"]) == (
+        2,
+        member.user_id,
+        "héllo ✓",
+        "c-1",
+    )
     assert [(r["seq"], r["sender_id"], r["content"]) for r in stored(sql, room_id)] == [
-        (1, owner.user_id, "hi all"), (2, member.user_id, "héllo ✓")]
+        (1, owner.user_id, "hi all"),
+        (2, member.user_id, "héllo ✓"),
+    ]
     (room,) = query(sql, "SELECT last_seq FROM rooms WHERE room_id = %s", room_id)
     assert room["last_seq"] == 2
 
@@ -90,8 +108,9 @@ async def test_one_client_msg_id_sent_many_times_at_once_is_stored_once(api, sql
 async def test_seqs_of_concurrent_senders_have_no_gap_and_no_repeat(api, sql):
     room_id, owner, members = await room_with(api, 2)
     senders = [owner, *members]
-    results = await asyncio.gather(*(send(api, senders[i % 3], room_id, f"m{i}")
-                                     for i in range(60)))
+    results = await asyncio.gather(
+        *(send(api, senders[i % 3], room_id, f"m{i}") for i in range(60))
+    )
     assert [r.status for r in results] == [201] * 60
     assert sorted(r.body["message"]["seq"] for r in results) == list(range(1, 61))
     assert [r["seq"] for r in stored(sql, room_id)] == list(range(1, 61))
@@ -143,16 +162,19 @@ async def test_unknown_room_and_missing_token(api):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("body, field", [
-    ({"content": "hi"}, "roomId"),
-    ({"roomId": "r"}, "content"),
-    ({"roomId": "r", "content": ""}, "content"),
-    ({"roomId": "r", "content": "x" * 4001}, "content"),
-    ({"roomId": "r", "content": 5}, "content"),
-    ({"roomId": "r", "content": "hi", "clientMsgId": ""}, "clientMsgId"),
-    ({"roomId": "r", "content": "hi", "clientMsgId": "c" * 65}, "clientMsgId"),
-    ({"roomId": "r", "content": "hi", "seq": 3}, "seq"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"content": "hi"}, "roomId"),
+        ({"roomId": "r"}, "content"),
+        ({"roomId": "r", "content": ""}, "content"),
+        ({"roomId": "r", "content": "x" * 4001}, "content"),
+        ({"roomId": "r", "content": 5}, "content"),
+        ({"roomId": "r", "content": "hi", "clientMsgId": ""}, "clientMsgId"),
+        ({"roomId": "r", "content": "hi", "clientMsgId": "c" * 65}, "clientMsgId"),
+        ({"roomId": "r", "content": "hi", "seq": 3}, "seq"),
+    ],
+)
 async def test_send_validation(api, body, field):
     user = await api.user()
     resp = await api.post("/api/messages", body, token=user.token)
@@ -186,8 +208,9 @@ async def test_client_msg_id_retry_returns_the_original(api, sql):
 @pytest.mark.gen_test
 async def test_concurrent_retries_store_one_message(api, sql):
     room_id, owner, _ = await room_with(api, 0)
-    results = await asyncio.gather(*(send(api, owner, room_id, "same", clientMsgId="burst")
-                                     for _ in range(12)))
+    results = await asyncio.gather(
+        *(send(api, owner, room_id, "same", clientMsgId="burst") for _ in range(12))
+    )
     assert sorted(r.status for r in results) == [200] * 11 + [201]
     assert len({r.body["message"]["messageId"] for r in results}) == 1
     assert len(stored(sql, room_id)) == 1
@@ -197,14 +220,14 @@ async def test_concurrent_retries_store_one_message(api, sql):
 
 async def fill(api, owner, room_id, count):
     for start in range(0, count, 40):
-        results = await asyncio.gather(*(send(api, owner, room_id, f"m{i}")
-                                         for i in range(start, min(count, start + 40))))
+        results = await asyncio.gather(
+            *(send(api, owner, room_id, f"m{i}") for i in range(start, min(count, start + 40)))
+        )
         assert all(r.status == 201 for r in results)
 
 
 async def page(api, user, room_id, **params):
-    resp = await api.get("/api/messages", params={"roomId": room_id, **params},
-                         token=user.token)
+    resp = await api.get("/api/messages", params={"roomId": room_id, **params}, token=user.token)
     assert resp.status == 200, resp.body
     return [m["seq"] for m in resp.body["messages"]], resp.body["hasMore"]
 
@@ -223,14 +246,17 @@ async def test_history_paging(api):
     assert await page(api, member, room_id, before=11) == (list(range(1, 11)), False)
     assert await page(api, member, room_id, before=60, limit=5) == ([55, 56, 57, 58, 59], True)
     assert await page(api, member, room_id, after=10, before=20) == (list(range(11, 20)), False)
-    assert await page(api, member, room_id, after=10, before=20, limit=5) \
-        == ([11, 12, 13, 14, 15], True)
+    assert await page(api, member, room_id, after=10, before=20, limit=5) == (
+        [11, 12, 13, 14, 15],
+        True,
+    )
     assert await page(api, member, room_id, limit=1) == ([120], True)
     # Paging backwards from the latest page reaches the first message.
     seqs, before = [], None
     while True:
-        chunk, more = await page(api, member, room_id, limit=50,
-                                 **({"before": before} if before else {}))
+        chunk, more = await page(
+            api, member, room_id, limit=50, **({"before": before} if before else {})
+        )
         seqs = chunk + seqs
         if not more:
             break
@@ -247,15 +273,18 @@ async def test_history_messages_are_full_message_objects(api):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("params, field", [
-    ({"roomId": None}, "roomId"),
-    ({"limit": 0}, "limit"),
-    ({"limit": 201}, "limit"),
-    ({"limit": "ten"}, "limit"),
-    ({"after": -1}, "after"),
-    ({"before": "x"}, "before"),
-    ({"sort": "desc"}, "sort"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"roomId": None}, "roomId"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 201}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"after": -1}, "after"),
+        ({"before": "x"}, "before"),
+        ({"sort": "desc"}, "sort"),
+    ],
+)
 async def test_history_validation(api, params, field):
     room_id, owner, _ = await room_with(api, 0)
     params = {k: v for k, v in {"roomId": room_id, **params}.items() if v is not None}

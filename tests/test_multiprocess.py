@@ -22,7 +22,7 @@ class Listener:
     def __init__(self, conn):
         self.conn = conn
         self._next = None
-        self.seqs = []      # seq of every message frame read, in order
+        self.seqs = []  # seq of every message frame read, in order
         self.contents = {}  # seq -> content
 
     @classmethod
@@ -100,8 +100,9 @@ async def room_with(first, second, members):
 
 
 async def post(server, user, room_id, content):
-    return await server.api.post("/api/messages", {"roomId": room_id, "content": content},
-                                 token=user.token)
+    return await server.api.post(
+        "/api/messages", {"roomId": room_id, "content": content}, token=user.token
+    )
 
 
 async def broker_ok(server):
@@ -126,13 +127,16 @@ async def test_two_processes_deliver_every_message_once_in_order(server_procs, r
     a = server_procs(redis_url=redis_url)
     b = server_procs(redis_url=redis_url)
     room_id, users = await room_with(a, b, 3)
-    listeners = [await Listener.open(server, user.token)
-                 for server, user in zip((a, b, a, b), users)]
+    listeners = [
+        await Listener.open(server, user.token)
+        for server, user in zip((a, b, a, b), users, strict=True)
+    ]
     for listener in listeners:
         assert (await listener.subscribe(room_id))["lastSeq"] == 0
 
-    results = await asyncio.gather(*(
-        post((a, b)[i % 2], users[i % 4], room_id, f"message {i}") for i in range(200)))
+    results = await asyncio.gather(
+        *(post((a, b)[i % 2], users[i % 4], room_id, f"message {i}") for i in range(200))
+    )
     assert [r.status for r in results] == [201] * 200
     sent = {r.body["message"]["seq"]: r.body["message"]["content"] for r in results}
     assert sorted(sent) == list(range(1, 201))
@@ -149,12 +153,15 @@ async def test_two_processes_deliver_every_message_once_in_order(server_procs, r
 
 @pytest.mark.gen_test(timeout=120)
 async def test_redis_restart_during_traffic_loses_nothing_acknowledged(
-        private_redis, server_procs, sql):
+    private_redis, server_procs, sql
+):
     a = server_procs(redis_url=private_redis.url)
     b = server_procs(redis_url=private_redis.url)
     room_id, users = await room_with(a, b, 3)
-    listeners = [await Listener.open(server, user.token)
-                 for server, user in zip((a, b, a, b), users)]
+    listeners = [
+        await Listener.open(server, user.token)
+        for server, user in zip((a, b, a, b), users, strict=True)
+    ]
     for listener in listeners:
         await listener.subscribe(room_id)
 
@@ -163,8 +170,10 @@ async def test_redis_restart_during_traffic_loses_nothing_acknowledged(
     async def traffic(start, count):
         """Two senders at a time, alternating processes, as fast as answered."""
         for i in range(start, start + count, 2):
-            results = await asyncio.gather(post(a, users[i % 4], room_id, f"m{i}"),
-                                           post(b, users[(i + 1) % 4], room_id, f"m{i + 1}"))
+            results = await asyncio.gather(
+                post(a, users[i % 4], room_id, f"m{i}"),
+                post(b, users[(i + 1) % 4], room_id, f"m{i + 1}"),
+            )
             for resp in results:
                 assert resp.status == 201, resp.body  # stored and answered, Redis or not
                 acked[resp.body["message"]["seq"]] = resp.body["message"]["content"]
@@ -180,8 +189,9 @@ async def test_redis_restart_during_traffic_loses_nothing_acknowledged(
     assert "Redis reconnected" in a.log() and "Redis reconnected" in b.log()
 
     assert sorted(acked) == list(range(1, 101))
-    stored = query(sql, "SELECT seq, content FROM messages WHERE room_id = %s ORDER BY seq",
-                   room_id)
+    stored = query(
+        sql, "SELECT seq, content FROM messages WHERE room_id = %s ORDER BY seq", room_id
+    )
     assert {r["seq"]: r["content"] for r in stored} == acked
 
     for listener in listeners:
@@ -204,8 +214,7 @@ async def test_logout_on_one_process_closes_the_sockets_on_the_other(server_proc
     a = server_procs(redis_url=redis_url)
     b = server_procs(redis_url=redis_url)
     user = await a.api.user()
-    second = await a.api.post("/api/login", {"userId": user.user_id,
-                                             "password": user.password})
+    second = await a.api.post("/api/login", {"userId": user.user_id, "password": user.password})
     on_b = await Listener.open(b, user.token)
     on_a = await Listener.open(a, user.token)
     other_token = await Listener.open(b, second.body["token"])
@@ -305,13 +314,18 @@ async def test_subscribers_catch_up_by_resuming_after_a_redis_outage(private_red
         listener.close()
 
 
-
 @pytest.mark.gen_test(timeout=60)
 async def test_a_process_that_missed_messages_catches_up(private_redis, server_procs):
     # B reaches Redis as its own user, so that B alone can be cut off.
     with redis.Redis.from_url(private_redis.url) as r:
-        r.acl_setuser("proc_b", enabled=True, passwords=["+b-secret"], keys=["*"],
-                      channels=["*"], commands=["+@all"])
+        r.acl_setuser(
+            "proc_b",
+            enabled=True,
+            passwords=["+b-secret"],
+            keys=["*"],
+            channels=["*"],
+            commands=["+@all"],
+        )
     b_url = private_redis.url.replace("redis://", "redis://proc_b:b-secret@")
     a = server_procs(redis_url=private_redis.url)
     b = server_procs(redis_url=b_url)
@@ -358,20 +372,31 @@ async def test_joins_through_two_processes_never_overbook_or_overcharge(server_p
         assert (await (a, b)[i % 2].api.join(user, own["roomId"])).status == 200
     # 12 users, each trying all 3 rooms (15 free seats) with coins for one
     # paid join, through both processes at once.
-    tries = [((a, b)[(i + k) % 2], user, room["roomId"])
-             for i, user in enumerate(users) for k, room in enumerate(rooms)]
-    results = await asyncio.gather(*(server.api.join(user, room_id)
-                                     for server, user, room_id in tries))
+    tries = [
+        ((a, b)[(i + k) % 2], user, room["roomId"])
+        for i, user in enumerate(users)
+        for k, room in enumerate(rooms)
+    ]
+    results = await asyncio.gather(
+        *(server.api.join(user, room_id) for server, user, room_id in tries)
+    )
     paid = [r for r in results if r.status == 200]
     assert len(paid) == 12 and all(r.body["charged"] == 150 for r in paid)
     assert {r.status for r in results} <= {200, 402, 409}
     for room in rooms:
-        (row,) = query(sql, "SELECT member_count, (SELECT COUNT(*) FROM room_members m "
-                            "WHERE m.room_id = r.room_id) AS n FROM rooms r WHERE room_id = %s",
-                       room["roomId"])
+        (row,) = query(
+            sql,
+            "SELECT member_count, (SELECT COUNT(*) FROM room_members m "
+            "WHERE m.room_id = r.room_id) AS n FROM rooms r WHERE room_id = %s",
+            room["roomId"],
+        )
         assert row["member_count"] == row["n"] <= 6
     for user in users:
-        (row,) = query(sql, "SELECT avail_coins, (SELECT SUM(delta) FROM coin_ledger l "
-                            "WHERE l.user_id = u.user_id) AS total FROM users u "
-                            "WHERE user_id = %s", user.user_id)
+        (row,) = query(
+            sql,
+            "SELECT avail_coins, (SELECT SUM(delta) FROM coin_ledger l "
+            "WHERE l.user_id = u.user_id) AS total FROM users u "
+            "WHERE user_id = %s",
+            user.user_id,
+        )
         assert row["avail_coins"] == row["total"] == 0

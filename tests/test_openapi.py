@@ -1,7 +1,7 @@
 """The OpenAPI document: well formed, in step with the route table, and true.
 
 The routes the application serves (chat/app.py) and the document's route
-entries (chat/openapi.py ROUTE_DOCS) are compared as sets, whatever routes
+entries (chat/api/openapi.py ROUTE_DOCS) are compared as sets, whatever routes
 exist, so neither can gain a path the other lacks. Request schemas are compared with
 the ones validation uses, and real responses are checked against the
 document's response schemas.
@@ -15,8 +15,9 @@ import jsonschema
 import pytest
 from tornado import web
 
-from chat import errors, openapi, schemas
-from chat.handlers.base import NotFoundHandler
+from chat import errors
+from chat.api import openapi, schemas
+from chat.web.base import NotFoundHandler
 from conftest import PASSWORD, served_routes
 
 ADMIN_KEY = "admin-key-" + "k" * 16
@@ -26,14 +27,20 @@ PATH_ITEM_FIELDS = METHODS | {"summary", "description", "parameters", "servers"}
 
 def routed(app):
     """Pattern -> handler of every route the application serves but a catch-all."""
-    return {pattern: handler for pattern, handler in served_routes(app).items()
-            if not issubclass(handler, NotFoundHandler)}
+    return {
+        pattern: handler
+        for pattern, handler in served_routes(app).items()
+        if not issubclass(handler, NotFoundHandler)
+    }
 
 
 def handler_methods(handler):
     """The HTTP methods a handler class serves (Tornado's defaults answer 405)."""
-    return {m.lower() for m in handler.SUPPORTED_METHODS
-            if getattr(handler, m.lower()) is not getattr(web.RequestHandler, m.lower())}
+    return {
+        m.lower()
+        for m in handler.SUPPORTED_METHODS
+        if getattr(handler, m.lower()) is not getattr(web.RequestHandler, m.lower())
+    }
 
 
 def documented_operations():
@@ -77,9 +84,14 @@ def from_document(schema):
         return [from_document(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    return {key: ({n: from_document(s) for n, s in value.items()} if key == "properties"
-                  else from_document(value))
-            for key, value in ((back.get(k, k), v) for k, v in schema.items())}
+    return {
+        key: (
+            {n: from_document(s) for n, s in value.items()}
+            if key == "properties"
+            else from_document(value)
+        )
+        for key, value in ((back.get(k, k), v) for k, v in schema.items())
+    }
 
 
 def sample_url(path):
@@ -93,12 +105,23 @@ def doc():
 
 # --- the document's own shape ----------------------------------------------
 
+
 def test_is_openapi_3_1_json(doc):
     assert json.loads(json.dumps(doc)) == doc
     assert re.fullmatch(r"3\.1\.\d+", doc["openapi"])
     assert isinstance(doc["info"]["title"], str) and isinstance(doc["info"]["version"], str)
-    assert set(doc) <= {"openapi", "info", "jsonSchemaDialect", "servers", "paths",
-                        "webhooks", "components", "security", "tags", "externalDocs"}
+    assert set(doc) <= {
+        "openapi",
+        "info",
+        "jsonSchemaDialect",
+        "servers",
+        "paths",
+        "webhooks",
+        "components",
+        "security",
+        "tags",
+        "externalDocs",
+    }
     tags = {tag["name"] for tag in doc["tags"]}
     schemes = doc["components"]["securitySchemes"]
     for scheme in schemes.values():
@@ -138,7 +161,7 @@ def test_every_reference_resolves_and_every_schema_is_valid_json_schema(doc):
     for node in walk(doc):
         if isinstance(node.get("$ref"), str):
             resolve(doc, node["$ref"])
-    for name, schema in doc["components"]["schemas"].items():
+    for schema in doc["components"]["schemas"].values():
         jsonschema.Draft202012Validator.check_schema(schema)
 
 
@@ -159,17 +182,21 @@ def test_error_responses_list_codes_of_their_own_status(doc):
             if schema.get("allOf", [{}])[0].get("$ref") != "#/components/schemas/Error":
                 continue
             codes = schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"]
-            assert codes and all(openapi.ERROR_STATUS[c] == int(status) for c in codes), \
-                (path, method, status)
+            assert codes and all(openapi.ERROR_STATUS[c] == int(status) for c in codes), (
+                path,
+                method,
+                status,
+            )
             for code in codes:
                 assert f"`{code}`" in response["description"]
 
 
 # --- the document and the route table ---------------------------------------
 
+
 def test_documented_routes_are_exactly_the_routed_ones(app):
     documented, served = set(openapi.ROUTE_DOCS), set(routed(app))
-    assert served - documented == set(), "routes missing from chat/openapi.py ROUTE_DOCS"
+    assert served - documented == set(), "routes missing from chat/api/openapi.py ROUTE_DOCS"
     assert documented - served == set(), "documented routes missing from chat/app.py ROUTES"
 
 
@@ -198,6 +225,7 @@ def test_each_openapi_path_matches_its_route_pattern(doc):
 
 # --- request schemas are the ones validation uses ----------------------------
 
+
 def test_request_bodies_are_the_validation_schemas(doc):
     components = doc["components"]["schemas"]
     used = set()
@@ -207,8 +235,9 @@ def test_request_bodies_are_the_validation_schemas(doc):
             assert "requestBody" not in documented
             continue
         used.add(op.request)
-        component = resolve(doc, documented["requestBody"]["content"]["application/json"]
-                            ["schema"]["$ref"])
+        component = resolve(
+            doc, documented["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        )
         assert component == openapi.to_document(schemas.REQUESTS[op.request])
         assert from_document(component) == schemas.REQUESTS[op.request]
         assert schemas.REQUEST[op.request].schema is schemas.REQUESTS[op.request]
@@ -226,8 +255,7 @@ def test_byte_length_keywords_are_extensions(doc):
 
 def test_query_parameters_are_the_validation_schemas(doc):
     for _, path, method, op in documented_operations():
-        params = [p for p in doc["paths"][path][method].get("parameters", [])
-                  if p["in"] == "query"]
+        params = [p for p in doc["paths"][path][method].get("parameters", []) if p["in"] == "query"]
         if op.query is None:
             assert params == []
             continue
@@ -248,22 +276,29 @@ async def test_every_routed_body_is_checked_against_its_documented_schema(api, a
     for pattern, path, method, op in documented_operations():
         if op.request is None or pattern not in served:
             continue
-        documented = resolve(doc, doc["paths"][path][method]["requestBody"]["content"]
-                             ["application/json"]["schema"]["$ref"])
+        documented = resolve(
+            doc,
+            doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"][
+                "$ref"
+            ],
+        )
         with pytest.raises(errors.ValidationFailed) as expected:
             schemas.CompiledSchema(from_document(documented)).validate(body)
         headers = {"X-Admin-Key": ADMIN_KEY} if op.auth == "admin" else None
-        resp = await api.request(method.upper(), sample_url(path), body, token=user.token,
-                                 headers=headers)
+        resp = await api.request(
+            method.upper(), sample_url(path), body, token=user.token, headers=headers
+        )
         assert resp.status == 400, (path, resp.body)
         assert resp.body["error"]["code"] == "validation_failed"
-        assert sorted(resp.body["error"]["details"]["errors"], key=key) == \
-            sorted(expected.value.details["errors"], key=key), path
+        assert sorted(resp.body["error"]["details"]["errors"], key=key) == sorted(
+            expected.value.details["errors"], key=key
+        ), path
         checked += 1
     assert checked >= 3
 
 
 # --- real responses match the document ---------------------------------------
+
 
 def assert_documented(doc, method, path, resp):
     """``resp`` is a response the document declares for this operation, body included."""
@@ -295,8 +330,13 @@ async def test_account_responses_match_the_document(api, doc):
     check("get", "/api/health", await api.get("/api/health"))
     check("get", "/api/openapi.json", await api.get("/api/openapi.json"))
 
-    body = {"userId": "doc_" + secrets.token_hex(6), "deviceId": "d", "name": "Doc",
-            "phone": "+49" + str(secrets.randbelow(10**12)).zfill(12), "password": PASSWORD}
+    body = {
+        "userId": "doc_" + secrets.token_hex(6),
+        "deviceId": "d",
+        "name": "Doc",
+        "phone": "+49" + str(secrets.randbelow(10**12)).zfill(12),
+        "password": PASSWORD,
+    }
     created = await api.post("/api/create", body)
     assert created.status == 201
     check("post", "/api/create", created)
@@ -337,28 +377,44 @@ async def test_room_responses_match_the_document(api, doc):
     check = lambda method, path, resp: assert_documented(doc, method, path, resp)  # noqa: E731
     owner = await api.user(prime=True)
     guest = await api.user(prime=True)
-    created = await api.post("/api/chatrooms", {"name": "Doc room", "password": "room-pass"},
-                             token=owner.token)
+    created = await api.post(
+        "/api/chatrooms", {"name": "Doc room", "password": "room-pass"}, token=owner.token
+    )
     check("post", "/api/chatrooms", created)
     room_id = created.body["room"]["roomId"]
-    check("post", "/api/chatrooms", await api.post("/api/chatrooms", {"name": ""},
-                                                   token=owner.token))
+    check(
+        "post", "/api/chatrooms", await api.post("/api/chatrooms", {"name": ""}, token=owner.token)
+    )
     check("get", "/api/chatrooms", await api.get("/api/chatrooms", token=owner.token))
-    check("get", "/api/chatrooms/{roomId}",
-          await api.get(f"/api/chatrooms/{room_id}", token=owner.token))
-    check("get", "/api/chatrooms/{roomId}",
-          await api.get(f"/api/chatrooms/{room_id}", token=guest.token))
-    invited = await api.post("/api/invite", {"roomId": room_id, "userId": guest.user_id},
-                             token=owner.token)
+    check(
+        "get",
+        "/api/chatrooms/{roomId}",
+        await api.get(f"/api/chatrooms/{room_id}", token=owner.token),
+    )
+    check(
+        "get",
+        "/api/chatrooms/{roomId}",
+        await api.get(f"/api/chatrooms/{room_id}", token=guest.token),
+    )
+    invited = await api.post(
+        "/api/invite", {"roomId": room_id, "userId": guest.user_id}, token=owner.token
+    )
     check("post", "/api/invite", invited)
-    joined = await api.post("/api/joinroom", {"inviteToken": invited.body["invitation"]["token"]},
-                            token=guest.token)
+    joined = await api.post(
+        "/api/joinroom", {"inviteToken": invited.body["invitation"]["token"]}, token=guest.token
+    )
     check("post", "/api/joinroom", joined)
     check("post", "/api/joinroom", await api.join(guest, room_id, password="wrong-pass"))
-    check("post", "/api/chatrooms/{roomId}/leave",
-          await api.post(f"/api/chatrooms/{room_id}/leave", token=owner.token))
-    check("post", "/api/chatrooms/{roomId}/leave",
-          await api.post(f"/api/chatrooms/{room_id}/leave", token=guest.token))
+    check(
+        "post",
+        "/api/chatrooms/{roomId}/leave",
+        await api.post(f"/api/chatrooms/{room_id}/leave", token=owner.token),
+    )
+    check(
+        "post",
+        "/api/chatrooms/{roomId}/leave",
+        await api.post(f"/api/chatrooms/{room_id}/leave", token=guest.token),
+    )
 
 
 @pytest.mark.gen_test
@@ -374,14 +430,14 @@ async def test_friend_responses_match_the_document(api, doc):
     assert sent.status == 201
     check("post", requests, sent)
     check("post", requests, await api.post(requests, {"userId": one.user_id}, token=owner.token))
-    check("post", requests, await api.post(requests, {"userId": owner.user_id},
-                                           token=owner.token))
-    check("post", requests, await api.post(requests, {"userId": "nobody_here"},
-                                           token=owner.token))
-    check("get", requests, await api.get(requests, token=one.token,
-                                         params={"direction": "incoming"}))
-    check("get", requests, await api.get(requests, token=one.token,
-                                         params={"direction": "sideways"}))
+    check("post", requests, await api.post(requests, {"userId": owner.user_id}, token=owner.token))
+    check("post", requests, await api.post(requests, {"userId": "nobody_here"}, token=owner.token))
+    check(
+        "get", requests, await api.get(requests, token=one.token, params={"direction": "incoming"})
+    )
+    check(
+        "get", requests, await api.get(requests, token=one.token, params={"direction": "sideways"})
+    )
 
     request_id = sent.body["friendRequest"]["requestId"]
     accept = "/api/friend-requests/{requestId}/accept"
@@ -390,17 +446,26 @@ async def test_friend_responses_match_the_document(api, doc):
     check("post", accept, await api.post(url, token=one.token))
     check("post", accept, await api.post(url, token=one.token))
     check("get", "/api/friends", await api.get("/api/friends", token=one.token))
-    check("delete", "/api/friend-requests/{requestId}",
-          await api.delete(f"/api/friend-requests/{request_id}", token=owner.token))
+    check(
+        "delete",
+        "/api/friend-requests/{requestId}",
+        await api.delete(f"/api/friend-requests/{request_id}", token=owner.token),
+    )
 
     pending = await api.post(requests, {"userId": two.user_id}, token=owner.token)
     declined = await api.post(
         f"/api/friend-requests/{pending.body['friendRequest']['requestId']}/decline",
-        token=two.token)
+        token=two.token,
+    )
     check("post", "/api/friend-requests/{requestId}/decline", declined)
     again = await api.post(requests, {"userId": two.user_id}, token=owner.token)
-    check("delete", "/api/friend-requests/{requestId}", await api.delete(
-        f"/api/friend-requests/{again.body['friendRequest']['requestId']}", token=owner.token))
+    check(
+        "delete",
+        "/api/friend-requests/{requestId}",
+        await api.delete(
+            f"/api/friend-requests/{again.body['friendRequest']['requestId']}", token=owner.token
+        ),
+    )
     crossing = await api.post(requests, {"userId": one.user_id}, token=two.token)
     check("post", requests, await api.post(requests, {"userId": two.user_id}, token=one.token))
     assert crossing.status == 201
@@ -416,11 +481,25 @@ async def test_message_responses_match_the_document(api, doc):
     check("post", "/api/messages", await api.post("/api/messages", body, token=owner.token))
     check("post", "/api/messages", await api.post("/api/messages", body, token=owner.token))
     check("post", "/api/messages", await api.post("/api/messages", body, token=stranger.token))
-    check("post", "/api/messages", await api.post("/api/messages", {**body, "content": ""},
-                                                  token=owner.token))
-    check("get", "/api/messages", await api.get("/api/messages", token=owner.token,
-                                                params={"roomId": room["roomId"]}))
-    check("get", "/api/messages", await api.get("/api/messages", token=owner.token,
-                                                params={"roomId": room["roomId"], "limit": 0}))
-    check("get", "/api/messages", await api.get("/api/messages", token=stranger.token,
-                                                params={"roomId": room["roomId"]}))
+    check(
+        "post",
+        "/api/messages",
+        await api.post("/api/messages", {**body, "content": ""}, token=owner.token),
+    )
+    check(
+        "get",
+        "/api/messages",
+        await api.get("/api/messages", token=owner.token, params={"roomId": room["roomId"]}),
+    )
+    check(
+        "get",
+        "/api/messages",
+        await api.get(
+            "/api/messages", token=owner.token, params={"roomId": room["roomId"], "limit": 0}
+        ),
+    )
+    check(
+        "get",
+        "/api/messages",
+        await api.get("/api/messages", token=stranger.token, params={"roomId": room["roomId"]}),
+    )

@@ -11,21 +11,35 @@ from conftest import query
 @pytest.mark.gen_test
 async def test_prime_member_creates_room_and_is_its_first_member(api):
     owner = await api.user(prime=True)
-    resp = await api.post("/api/chatrooms", {"name": "Book club", "password": "s3cret"},
-                          token=owner.token)
+    resp = await api.post(
+        "/api/chatrooms", {"name": "Book club", "password": "s3cret"}, token=owner.token
+    )
     assert resp.status == 201
     room = resp.body["room"]
-    assert set(room) == {"roomId", "name", "ownerId", "capacity", "memberCount", "members",
-                         "createdAt"}
-    assert (room["name"], room["ownerId"], room["capacity"], room["memberCount"],
-            room["members"]) == ("Book club", owner.user_id, 6, 1, [owner.user_id])
+    assert set(room) == {
+        "roomId",
+        "name",
+        "ownerId",
+        "capacity",
+        "memberCount",
+        "members",
+        "createdAt",
+    }
+    assert (
+        room["name"],
+        room["ownerId"],
+        room["capacity"],
+        room["memberCount"],
+        room["members"],
+    ) == ("Book club", owner.user_id, 6, 1, [owner.user_id])
 
 
 @pytest.mark.gen_test
 async def test_non_prime_member_cannot_create_room(api):
     user = await api.user()
-    resp = await api.post("/api/chatrooms", {"name": "Nope", "password": "s3cret"},
-                          token=user.token)
+    resp = await api.post(
+        "/api/chatrooms", {"name": "Nope", "password": "s3cret"}, token=user.token
+    )
     assert (resp.status, resp.body["error"]["code"]) == (403, "not_prime")
 
 
@@ -39,14 +53,17 @@ async def test_room_password_is_stored_hashed(api, sql):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("body, field", [
-    ({"password": "s3cret"}, "name"),
-    ({"name": "", "password": "s3cret"}, "name"),
-    ({"name": "x" * 65, "password": "s3cret"}, "name"),
-    ({"name": "ok", "password": "abc"}, "password"),
-    ({"name": "ok", "password": "p" * 73}, "password"),
-    ({"name": "ok", "password": 1234}, "password"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"password": "s3cret"}, "name"),
+        ({"name": "", "password": "s3cret"}, "name"),
+        ({"name": "x" * 65, "password": "s3cret"}, "name"),
+        ({"name": "ok", "password": "abc"}, "password"),
+        ({"name": "ok", "password": "p" * 73}, "password"),
+        ({"name": "ok", "password": 1234}, "password"),
+    ],
+)
 async def test_create_room_validation(api, body, field):
     owner = await api.user(prime=True)
     resp = await api.post("/api/chatrooms", body, token=owner.token)
@@ -67,7 +84,8 @@ async def test_list_and_get_rooms_for_members_only(api):
     assert [r["roomId"] for r in mine.body["rooms"]] == [first["roomId"], second["roomId"]]
     theirs = await api.get("/api/chatrooms", token=guest.token)
     assert [(r["roomId"], r["members"]) for r in theirs.body["rooms"]] == [
-        (first["roomId"], [owner.user_id, guest.user_id])]
+        (first["roomId"], [owner.user_id, guest.user_id])
+    ]
     assert (await api.get("/api/chatrooms", token=outsider.token)).body == {"rooms": []}
 
     got = await api.get(f"/api/chatrooms/{first['roomId']}", token=guest.token)
@@ -91,15 +109,16 @@ async def test_invitation_shape_and_storage(api, sql):
     owner = await api.user(prime=True)
     invitee = await api.user(prime=True)
     room = await api.room(owner)
-    resp = await api.post("/api/invite", {"roomId": room["roomId"], "userId": invitee.user_id},
-                          token=owner.token)
+    resp = await api.post(
+        "/api/invite", {"roomId": room["roomId"], "userId": invitee.user_id}, token=owner.token
+    )
     assert resp.status == 201
     inv = resp.body["invitation"]
     assert set(inv) == {"token", "roomId", "inviteeId", "expiresAt"}
     assert (inv["roomId"], inv["inviteeId"]) == (room["roomId"], invitee.user_id)
     assert len(inv["token"]) >= 22  # at least 128 bits in URL-safe base64
     expires = datetime.datetime.fromisoformat(inv["expiresAt"].replace("Z", "+00:00"))
-    lifetime = expires - datetime.datetime.now(datetime.timezone.utc)
+    lifetime = expires - datetime.datetime.now(datetime.UTC)
     assert datetime.timedelta(hours=23, minutes=59) < lifetime <= datetime.timedelta(hours=24)
     rows = query(sql, "SELECT token_hash FROM invitations WHERE invitee_id = %s", invitee.user_id)
     assert [r["token_hash"] for r in rows] == [hashlib.sha256(inv["token"].encode()).digest()]
@@ -115,8 +134,7 @@ async def test_invite_errors(api):
     await api.join(member, room["roomId"])
 
     async def invite(by, room_id, user_id):
-        resp = await api.post("/api/invite", {"roomId": room_id, "userId": user_id},
-                              token=by.token)
+        resp = await api.post("/api/invite", {"roomId": room_id, "userId": user_id}, token=by.token)
         return resp.status, resp.body["error"]["code"] if resp.status >= 400 else None
 
     assert await invite(member, room["roomId"], prime.user_id) == (403, "forbidden")

@@ -28,6 +28,7 @@ JWT_SECRET = "schema-test-secret-" + "s" * 32
 
 # --- databases and servers -------------------------------------------------
 
+
 @pytest.fixture
 def databases(server_url):
     """Names of fresh databases (not created yet); every one is dropped afterwards."""
@@ -52,8 +53,9 @@ def databases(server_url):
 def create_database(url):
     conn = mysql_connect(url)
     try:
-        conn.cursor().execute(f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4 "
-                              "COLLATE utf8mb4_unicode_ci")
+        conn.cursor().execute(
+            f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
     finally:
         conn.close()
 
@@ -63,17 +65,31 @@ def mysql_client(url, path):
     env = dict(os.environ, MYSQL_PWD=url.password) if url.password else None
     with open(path, "rb") as f:
         done = subprocess.run(
-            ["mysql", "--show-warnings", "-h", url.host, "-P", str(url.port), "-u", url.user,
-             url.database],
-            stdin=f, capture_output=True, env=env, timeout=60)
+            [
+                "mysql",
+                "--show-warnings",
+                "-h",
+                url.host,
+                "-P",
+                str(url.port),
+                "-u",
+                url.user,
+                url.database,
+            ],
+            stdin=f,
+            capture_output=True,
+            env=env,
+            timeout=60,
+        )
     return done.returncode, (done.stdout + done.stderr).decode()
 
 
 def migrations(url):
     conn = mysql_connect(url, url.database)
     try:
-        return list(query(conn, "SELECT version, name, applied_at FROM schema_migrations "
-                                "ORDER BY version"))
+        return list(
+            query(conn, "SELECT version, name, applied_at FROM schema_migrations ORDER BY version")
+        )
     finally:
         conn.close()
 
@@ -90,8 +106,10 @@ def table_definitions(url):
                 cur.execute(f"SHOW CREATE TABLE `{table}`")
                 # AUTO_INCREMENT=n depends on the rows inserted, not on the schema.
                 definitions[table] = " ".join(
-                    part for part in cur.fetchone()[1].split() if
-                    not part.startswith("AUTO_INCREMENT="))
+                    part
+                    for part in cur.fetchone()[1].split()
+                    if not part.startswith("AUTO_INCREMENT=")
+                )
             return definitions
     finally:
         conn.close()
@@ -125,6 +143,7 @@ def stop(server):
 
 # --- schema files -----------------------------------------------------------------
 
+
 def test_schema_files_run_cleanly_through_the_mysql_client(databases, servers):
     url = databases()
     create_database(url)
@@ -134,12 +153,12 @@ def test_schema_files_run_cleanly_through_the_mysql_client(databases, servers):
         code, output = mysql_client(url, path)
         assert code == 0 and output == "", f"{filename}:\n{output}"
     before = migrations(url)
-    assert [(row["version"], row["name"]) for row in before] == \
-        [(version, filename[:-len(".sql")]) for version, filename, _ in files]
+    assert [(row["version"], row["name"]) for row in before] == [
+        (version, filename[: -len(".sql")]) for version, filename, _ in files
+    ]
 
     server = servers(url)
-    assert health(server) == (200, {"status": "ok", "checks": {"database": "ok",
-                                                                "broker": "ok"}})
+    assert health(server) == (200, {"status": "ok", "checks": {"database": "ok", "broker": "ok"}})
     assert migrations(url) == before, "the server must apply nothing to a migrated database"
     assert "applied schema" not in server.log()
     assert stop(server) == 0
@@ -165,8 +184,9 @@ def test_the_server_creates_and_migrates_a_missing_database(databases, servers):
 
 def test_migrate_applies_only_what_is_missing(databases):
     url = databases()
-    assert migrate.migrate(url, SCHEMA_DIR, create_database=True) == \
-        [filename for _, filename, _ in migrate.schema_files(SCHEMA_DIR)]
+    assert migrate.migrate(url, SCHEMA_DIR, create_database=True) == [
+        filename for _, filename, _ in migrate.schema_files(SCHEMA_DIR)
+    ]
     assert migrate.migrate(url, SCHEMA_DIR) == []
 
 
@@ -181,24 +201,30 @@ def test_schema_file_names_and_statements_are_checked(tmp_path):
         migrate.schema_files(str(tmp_path))
     with pytest.raises(migrate.MigrationError, match="does not end with ';'"):
         migrate.statements("CREATE TABLE t (a INT);\nSELECT 1\n")
-    assert migrate.statements("-- a comment\nSELECT 1;\n\nSELECT\n  2;\n") == \
-        ["SELECT 1", "SELECT\n  2"]
+    assert migrate.statements("-- a comment\nSELECT 1;\n\nSELECT\n  2;\n") == [
+        "SELECT 1",
+        "SELECT\n  2",
+    ]
 
 
 # --- query files ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,complaint", [
-    ("SELECT 1;\n", "SQL before the first '-- name:'"),
-    ("-- name: Not-A-Name\nSELECT 1;\n", "SQL before the first '-- name:'"),
-    ("-- name: one\nSELECT 1;\n-- name: one\nSELECT 2;\n", "defined twice"),
-    ("-- name: two\nSELECT 1; SELECT 2;\n", "more than one statement"),
-    ("-- name: two\nSELECT 1;\nDELETE FROM t;\n", "more than one statement"),
-    ("-- name: pct\nSELECT * FROM t WHERE a LIKE 'x%';\n", "'%'"),
-    ("-- name: pct\nSELECT * FROM t WHERE a = %s;\n", "'%'"),
-    ("-- name: pct\nSELECT * FROM t WHERE a = %(A)s;\n", "'%'"),
-    ("-- name: open\nSELECT 1\n", "must end with ';'"),
-    ("-- name: empty\n-- just a comment\n\n", "has no statement"),
-])
+
+@pytest.mark.parametrize(
+    "text,complaint",
+    [
+        ("SELECT 1;\n", "SQL before the first '-- name:'"),
+        ("-- name: Not-A-Name\nSELECT 1;\n", "SQL before the first '-- name:'"),
+        ("-- name: one\nSELECT 1;\n-- name: one\nSELECT 2;\n", "defined twice"),
+        ("-- name: two\nSELECT 1; SELECT 2;\n", "more than one statement"),
+        ("-- name: two\nSELECT 1;\nDELETE FROM t;\n", "more than one statement"),
+        ("-- name: pct\nSELECT * FROM t WHERE a LIKE 'x%';\n", "'%'"),
+        ("-- name: pct\nSELECT * FROM t WHERE a = %s;\n", "'%'"),
+        ("-- name: pct\nSELECT * FROM t WHERE a = %(A)s;\n", "'%'"),
+        ("-- name: open\nSELECT 1\n", "must end with ';'"),
+        ("-- name: empty\n-- just a comment\n\n", "has no statement"),
+    ],
+)
 def test_malformed_query_files_fail_loudly(text, complaint):
     with pytest.raises(sqlfile.QueryFileError, match=f"^bad.sql:[0-9]+: .*{complaint}"):
         sqlfile.parse(text, source="bad.sql")
@@ -209,7 +235,9 @@ def test_a_well_formed_query_file():
         "-- Leading comments are fine.\n\n"
         "-- name: get_thing\n-- Reads one thing; no lock.\n"
         "SELECT a, b FROM things\nWHERE id = %(id)s AND c = %(c)s;\n\n"
-        "-- name: count_things\nSELECT COUNT(*) AS n FROM things;\n", source="ok.sql")
+        "-- name: count_things\nSELECT COUNT(*) AS n FROM things;\n",
+        source="ok.sql",
+    )
     assert set(queries) == {"get_thing", "count_things"}
     get = queries["get_thing"]
     assert get.params == {"id", "c"}
@@ -252,46 +280,66 @@ def test_the_project_query_files_load():
 
 # --- settings ---------------------------------------------------------------------------
 
+
 def load(tmp_path, *flags, **environ):
-    return settings_module.load_settings(["server.py", *flags], environ=environ,
-                                         var_dir=str(tmp_path))
+    return settings_module.load_settings(
+        ["server.py", *flags], environ=environ, var_dir=str(tmp_path)
+    )
 
 
-@pytest.mark.parametrize("flags,environ,complaint", [
-    (["--port=70000"], {}, "CHAT_PORT"),
-    (["--port=-1"], {}, "CHAT_PORT"),
-    (["--port=eighty"], {}, None),
-    ([], {"CHAT_PORT": "eighty"}, "CHAT_PORT"),
-    (["--signup_grants=anyone"], {}, "CHAT_SIGNUP_GRANTS"),
-    ([], {"CHAT_SIGNUP_GRANTS": "OPEN"}, "CHAT_SIGNUP_GRANTS"),
-    (["--jwt_secret=too-short"], {}, "CHAT_JWT_SECRET"),
-    ([], {"CHAT_JWT_SECRET": "x" * 31}, "CHAT_JWT_SECRET"),
-    (["--database_url=postgres://root@127.0.0.1/chat"], {}, "CHAT_DATABASE_URL"),
-    (["--database_url=mysql://root@127.0.0.1:3306/"], {}, "CHAT_DATABASE_URL"),
-    (["--database_url=mysql://root@127.0.0.1:99999/chat"], {}, "CHAT_DATABASE_URL"),
-    ([], {"CHAT_DATABASE_URL": "127.0.0.1:3306"}, "CHAT_DATABASE_URL"),
-    (["--admin_key=short"], {}, "CHAT_ADMIN_KEY"),
-    (["--bcrypt_rounds=3"], {}, "CHAT_BCRYPT_ROUNDS"),
-    (["--redis_url=http://localhost"], {}, "CHAT_REDIS_URL"),
-    (["--allowed_origins=example.com"], {}, "CHAT_ALLOWED_ORIGINS"),
-    (["--login_attempts=0"], {}, "CHAT_LOGIN_ATTEMPTS"),
-    (["--join_price=-1"], {}, "CHAT_JOIN_PRICE"),
-    (["--no_such_setting=1"], {}, "no-such-setting"),
-])
+@pytest.mark.parametrize(
+    "flags,environ,complaint",
+    [
+        (["--port=70000"], {}, "CHAT_PORT"),
+        (["--port=-1"], {}, "CHAT_PORT"),
+        (["--port=eighty"], {}, None),
+        ([], {"CHAT_PORT": "eighty"}, "CHAT_PORT"),
+        (["--signup_grants=anyone"], {}, "CHAT_SIGNUP_GRANTS"),
+        ([], {"CHAT_SIGNUP_GRANTS": "OPEN"}, "CHAT_SIGNUP_GRANTS"),
+        (["--jwt_secret=too-short"], {}, "CHAT_JWT_SECRET"),
+        ([], {"CHAT_JWT_SECRET": "x" * 31}, "CHAT_JWT_SECRET"),
+        (["--database_url=postgres://root@127.0.0.1/chat"], {}, "CHAT_DATABASE_URL"),
+        (["--database_url=mysql://root@127.0.0.1:3306/"], {}, "CHAT_DATABASE_URL"),
+        (["--database_url=mysql://root@127.0.0.1:99999/chat"], {}, "CHAT_DATABASE_URL"),
+        ([], {"CHAT_DATABASE_URL": "127.0.0.1:3306"}, "CHAT_DATABASE_URL"),
+        (["--admin_key=short"], {}, "CHAT_ADMIN_KEY"),
+        (["--bcrypt_rounds=3"], {}, "CHAT_BCRYPT_ROUNDS"),
+        (["--redis_url=http://localhost"], {}, "CHAT_REDIS_URL"),
+        (["--allowed_origins=example.com"], {}, "CHAT_ALLOWED_ORIGINS"),
+        (["--login_attempts=0"], {}, "CHAT_LOGIN_ATTEMPTS"),
+        (["--join_price=-1"], {}, "CHAT_JOIN_PRICE"),
+        (["--no_such_setting=1"], {}, "no-such-setting"),
+    ],
+)
 def test_bad_settings_are_refused(tmp_path, flags, environ, complaint):
     with pytest.raises(settings_module.SettingsError, match=complaint):
         load(tmp_path, *flags, **environ)
 
 
 def test_settings_come_from_the_environment(tmp_path):
-    s = load(tmp_path, CHAT_PORT="9001", CHAT_HOST="0.0.0.0", CHAT_SIGNUP_GRANTS="operator",
-             CHAT_ADMIN_KEY="a" * 16, CHAT_JWT_SECRET=JWT_SECRET, CHAT_BCRYPT_ROUNDS="11",
-             CHAT_DATABASE_URL="mysql://bob:p%40ss@db.example:3307/chatdb",
-             CHAT_ALLOWED_ORIGINS="https://a.example, https://b.example/",
-             CHAT_LOGIN_ATTEMPTS="5", CHAT_WS_AUTH_TIMEOUT="2.5", CHAT_DEBUG="true",
-             OTHER_PORT="1")
-    assert (s.port, s.host, s.signup_grants, s.admin_key, s.jwt_secret, s.bcrypt_rounds) == \
-        (9001, "0.0.0.0", "operator", "a" * 16, JWT_SECRET, 11)
+    s = load(
+        tmp_path,
+        CHAT_PORT="9001",
+        CHAT_HOST="0.0.0.0",
+        CHAT_SIGNUP_GRANTS="operator",
+        CHAT_ADMIN_KEY="a" * 16,
+        CHAT_JWT_SECRET=JWT_SECRET,
+        CHAT_BCRYPT_ROUNDS="11",
+        CHAT_DATABASE_URL="mysql://bob:p%40ss@db.example:3307/chatdb",
+        CHAT_ALLOWED_ORIGINS="https://a.example, https://b.example/",
+        CHAT_LOGIN_ATTEMPTS="5",
+        CHAT_WS_AUTH_TIMEOUT="2.5",
+        CHAT_DEBUG="true",
+        OTHER_PORT="1",
+    )
+    assert (s.port, s.host, s.signup_grants, s.admin_key, s.jwt_secret, s.bcrypt_rounds) == (
+        9001,
+        "0.0.0.0",
+        "operator",
+        "a" * 16,
+        JWT_SECRET,
+        11,
+    )
     assert s.database == settings_module.DatabaseUrl("db.example", 3307, "bob", "p@ss", "chatdb")
     assert s.allowed_origins == ("https://a.example", "https://b.example")
     assert (s.login_attempts, s.ws_auth_timeout, s.debug) == (5, 2.5, True)
@@ -300,8 +348,14 @@ def test_settings_come_from_the_environment(tmp_path):
 
 
 def test_a_flag_wins_over_the_environment(tmp_path):
-    s = load(tmp_path, "--port=9002", "--signup_grants=open", CHAT_PORT="9001",
-             CHAT_SIGNUP_GRANTS="operator", CHAT_JWT_SECRET=JWT_SECRET)
+    s = load(
+        tmp_path,
+        "--port=9002",
+        "--signup_grants=open",
+        CHAT_PORT="9001",
+        CHAT_SIGNUP_GRANTS="operator",
+        CHAT_JWT_SECRET=JWT_SECRET,
+    )
     assert (s.port, s.signup_grants) == (9002, "open")
     defaults = load(tmp_path, CHAT_JWT_SECRET=JWT_SECRET)
     assert (defaults.port, defaults.signup_grants, defaults.bcrypt_rounds) == (8888, "open", 12)

@@ -81,27 +81,40 @@ async def test_sigterm_lets_requests_in_flight_finish(server_procs):
     server = server_procs(bcrypt_rounds=15)
     digits = str(secrets.randbelow(10**8)).zfill(8)
     user_id = "slow_" + digits
-    created = await server.api.post("/api/create", {
-        "userId": user_id, "deviceId": "d", "name": "Slow", "phone": "+1555" + digits,
-        "password": PASSWORD})
+    created = await server.api.post(
+        "/api/create",
+        {
+            "userId": user_id,
+            "deviceId": "d",
+            "name": "Slow",
+            "phone": "+1555" + digits,
+            "password": PASSWORD,
+        },
+    )
     assert created.status == 201, created.body
     login = asyncio.ensure_future(
-        server.api.post("/api/login", {"userId": user_id, "password": PASSWORD}))
+        server.api.post("/api/login", {"userId": user_id, "password": PASSWORD})
+    )
     await asyncio.sleep(0.3)
     assert not login.done()
     started = time.monotonic()
     server.signal(signal.SIGTERM)
-    await eventually(lambda: refuses_connections(server.port), 5,
-                     what="listening socket closed")
+    await eventually(lambda: refuses_connections(server.port), 5, what="listening socket closed")
     assert not login.done()  # still being answered, yet no new connection is taken
     resp = await login
     assert resp.status == 200 and resp.body["token"]
     assert await asyncio.get_running_loop().run_in_executor(None, server.wait, 15) == 0
     assert time.monotonic() - started < 12
     log = server.log()
-    for step in ("SIGTERM received", "no longer accepting connections",
-                 "waiting for 1 requests in flight", "no requests in flight",
-                 "broker closed", "database pool closed", "stopped"):
+    for step in (
+        "SIGTERM received",
+        "no longer accepting connections",
+        "waiting for 1 requests in flight",
+        "no requests in flight",
+        "broker closed",
+        "database pool closed",
+        "stopped",
+    ):
         assert step in log, step
 
 
@@ -125,7 +138,8 @@ async def test_sigint_with_idle_keepalive_connection_exits_promptly(server_procs
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_logout_lost_during_a_redis_outage_still_takes_effect(
-        private_redis, server_procs, sql):
+    private_redis, server_procs, sql
+):
     server = server_procs(redis_url=private_redis.url)
     user = await server.api.user()
     path = f"/api/profile/{user.user_id}"
@@ -149,8 +163,9 @@ async def test_proxy_headers_are_trusted_only_behind_a_proxy(server_procs, behin
     server = server_procs(behind_proxy=behind_proxy)
     resp = await server.api.get("/api/health", headers={"X-Real-IP": "203.0.113.9"})
     assert resp.status == 200
-    await eventually(lambda: f"200 GET /api/health {logged}" in server.log(),
-                     what="the access log line")
+    await eventually(
+        lambda: f"200 GET /api/health {logged}" in server.log(), what="the access log line"
+    )
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -159,9 +174,17 @@ async def test_a_process_holds_no_more_connections_than_its_pool_size(server_pro
     users = [await server.api.user() for _ in range(6)]
     owner = await server.api.user(prime=True)
     await asyncio.gather(
-        *(server.api.get(f"/api/profile/{u.user_id}", token=u.token)
-          for u in users for _ in range(5)),
-        *(server.api.room(owner, name=f"R{i}") for i in range(6)))
-    (row,) = query(sql, "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST "
-                        "WHERE DB = %s AND ID <> CONNECTION_ID()", database.database)
+        *(
+            server.api.get(f"/api/profile/{u.user_id}", token=u.token)
+            for u in users
+            for _ in range(5)
+        ),
+        *(server.api.room(owner, name=f"R{i}") for i in range(6)),
+    )
+    (row,) = query(
+        sql,
+        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST "
+        "WHERE DB = %s AND ID <> CONNECTION_ID()",
+        database.database,
+    )
     assert 2 <= row["n"] <= 4

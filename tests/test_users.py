@@ -8,12 +8,20 @@ import warnings
 import jwt
 import pytest
 
-from chat import openapi
+from chat.api import openapi
 from conftest import PASSWORD, TEST_SECRET, query, revoke_behind_the_broker, served_routes
 
 ADMIN_KEY = "operator-key-" + "0123456789abcdef"
-OWN_PROFILE = {"userId", "name", "isPrime", "createdAt", "phone", "deviceId", "availCoins",
-               "freeJoinUsed"}
+OWN_PROFILE = {
+    "userId",
+    "name",
+    "isPrime",
+    "createdAt",
+    "phone",
+    "deviceId",
+    "availCoins",
+    "freeJoinUsed",
+}
 PROFILE = {"userId", "name", "isPrime", "createdAt"}
 
 
@@ -23,8 +31,14 @@ def phone():
 
 def new_user(**fields):
     """A valid registration body with a fresh userId and phone."""
-    return {"userId": "u_" + secrets.token_hex(6), "deviceId": "dev-1", "name": "Someone",
-            "phone": phone(), "password": PASSWORD, **fields}
+    return {
+        "userId": "u_" + secrets.token_hex(6),
+        "deviceId": "dev-1",
+        "name": "Someone",
+        "phone": phone(),
+        "password": PASSWORD,
+        **fields,
+    }
 
 
 def count_users(sql, user_id=None, phone=None):
@@ -33,8 +47,14 @@ def count_users(sql, user_id=None, phone=None):
 
 
 def ledger(sql, user_id):
-    return list(query(sql, "SELECT delta, balance_after, reason FROM coin_ledger "
-                           "WHERE user_id = %s ORDER BY entry_id", user_id))
+    return list(
+        query(
+            sql,
+            "SELECT delta, balance_after, reason FROM coin_ledger "
+            "WHERE user_id = %s ORDER BY entry_id",
+            user_id,
+        )
+    )
 
 
 def balance(sql, user_id):
@@ -55,22 +75,41 @@ def token_for(user_id, secret=TEST_SECRET, algorithm="HS256", **changes):
     with warnings.catch_warnings():
         # HS512 with the (HS256-sized) test secret: PyJWT warns about the key length.
         warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
-        return jwt.encode({k: v for k, v in claims.items() if v is not None}, secret,
-                          algorithm=algorithm)
+        return jwt.encode(
+            {k: v for k, v in claims.items() if v is not None}, secret, algorithm=algorithm
+        )
 
 
 # --- registration ---------------------------------------------------------------
 
+
 @pytest.mark.gen_test
 async def test_register_returns_own_profile_without_secrets(api):
-    resp = await api.post("/api/create", {
-        "userId": "reg_alice", "deviceId": "d1", "name": "Alice", "phone": "+15550000001",
-        "password": PASSWORD, "availCoins": 300, "isPrime": True})
+    resp = await api.post(
+        "/api/create",
+        {
+            "userId": "reg_alice",
+            "deviceId": "d1",
+            "name": "Alice",
+            "phone": "+15550000001",
+            "password": PASSWORD,
+            "availCoins": 300,
+            "isPrime": True,
+        },
+    )
     assert resp.status == 201
-    assert resp.body == {"user": {
-        "userId": "reg_alice", "name": "Alice", "isPrime": True,
-        "createdAt": resp.body["user"]["createdAt"], "phone": "+15550000001",
-        "deviceId": "d1", "availCoins": 300, "freeJoinUsed": False}}
+    assert resp.body == {
+        "user": {
+            "userId": "reg_alice",
+            "name": "Alice",
+            "isPrime": True,
+            "createdAt": resp.body["user"]["createdAt"],
+            "phone": "+15550000001",
+            "deviceId": "d1",
+            "availCoins": 300,
+            "freeJoinUsed": False,
+        }
+    }
     assert resp.body["user"]["createdAt"].endswith("Z")
 
 
@@ -85,14 +124,25 @@ async def test_register_defaults_to_no_coins_and_not_prime(api):
 
 @pytest.mark.gen_test
 async def test_register_accepts_every_boundary_value(api):
-    body = new_user(userId="a." + secrets.token_hex(31),
-                    deviceId="d" * 128, name="n" * 64, phone="+" + "9" * 15,
-                    password="é" * 36, availCoins=0, isPrime=False)
+    body = new_user(
+        userId="a." + secrets.token_hex(31),
+        deviceId="d" * 128,
+        name="n" * 64,
+        phone="+" + "9" * 15,
+        password="é" * 36,
+        availCoins=0,
+        isPrime=False,
+    )
     assert len(body["userId"]) == 64 and len(body["password"].encode()) == 72
     resp = await api.post("/api/create", body)
     assert resp.status == 201, resp.body
-    short = new_user(userId="x_" + secrets.token_hex(1)[:1], phone="+" + str(
-        secrets.randbelow(10**7)).zfill(7), password="éééé", deviceId="d", name="n")
+    short = new_user(
+        userId="x_" + secrets.token_hex(1)[:1],
+        phone="+" + str(secrets.randbelow(10**7)).zfill(7),
+        password="éééé",
+        deviceId="d",
+        name="n",
+    )
     assert len(short["userId"]) == 3 and len(short["password"].encode()) == 8
     resp = await api.post("/api/create", short)
     assert resp.status == 201, resp.body
@@ -110,17 +160,42 @@ async def test_a_72_byte_multibyte_password_logs_in(api):
 
 INVALID = [
     # (field, value): value None means "leave the field out", except for isPrime: null
-    ("userId", None), ("userId", "ab"), ("userId", "a" * 65), ("userId", "has space"),
-    ("userId", "slash/user"), ("userId", "ünïcode"), ("userId", 12345),
-    ("deviceId", None), ("deviceId", ""), ("deviceId", "d" * 129), ("deviceId", 7),
-    ("name", None), ("name", ""), ("name", "n" * 65), ("name", "    "), ("name", ["x"]),
-    ("phone", None), ("phone", "15551234567"), ("phone", "+123456"),
-    ("phone", "+1234567890123456"), ("phone", "+1555abc4567"), ("phone", 15551234567),
-    ("password", None), ("password", "seven77"), ("password", "ééé7"),
-    ("password", "é" * 36 + "x"), ("password", "p" * 73), ("password", 12345678),
-    ("availCoins", -1), ("availCoins", 1.5), ("availCoins", True), ("availCoins", "10"),
+    ("userId", None),
+    ("userId", "ab"),
+    ("userId", "a" * 65),
+    ("userId", "has space"),
+    ("userId", "slash/user"),
+    ("userId", "ünïcode"),
+    ("userId", 12345),
+    ("deviceId", None),
+    ("deviceId", ""),
+    ("deviceId", "d" * 129),
+    ("deviceId", 7),
+    ("name", None),
+    ("name", ""),
+    ("name", "n" * 65),
+    ("name", "    "),
+    ("name", ["x"]),
+    ("phone", None),
+    ("phone", "15551234567"),
+    ("phone", "+123456"),
+    ("phone", "+1234567890123456"),
+    ("phone", "+1555abc4567"),
+    ("phone", 15551234567),
+    ("password", None),
+    ("password", "seven77"),
+    ("password", "ééé7"),
+    ("password", "é" * 36 + "x"),
+    ("password", "p" * 73),
+    ("password", 12345678),
+    ("availCoins", -1),
+    ("availCoins", 1.5),
+    ("availCoins", True),
+    ("availCoins", "10"),
     ("availCoins", 10**12),
-    ("isPrime", "true"), ("isPrime", 1), ("isPrime", None),
+    ("isPrime", "true"),
+    ("isPrime", 1),
+    ("isPrime", None),
 ]
 
 
@@ -177,14 +252,14 @@ async def test_register_refuses_a_taken_user_id_in_any_case_and_a_taken_phone(ap
 async def test_registration_grant_is_in_the_ledger(api, sql):
     rich = await api.post("/api/create", new_user(availCoins=300))
     user_id = rich.body["user"]["userId"]
-    assert ledger(sql, user_id) == [
-        {"delta": 300, "balance_after": 300, "reason": "signup_grant"}]
+    assert ledger(sql, user_id) == [{"delta": 300, "balance_after": 300, "reason": "signup_grant"}]
     assert balance(sql, user_id) == 300
     poor = await api.post("/api/create", new_user())
     assert ledger(sql, poor.body["user"]["userId"]) == []
 
 
 # --- login ------------------------------------------------------------------
+
 
 @pytest.mark.gen_test
 async def test_login_by_user_id_and_by_phone(api, settings):
@@ -208,12 +283,14 @@ async def test_login_by_user_id_and_by_phone(api, settings):
 async def test_login_takes_an_optional_device_id(api):
     body = new_user()
     await api.post("/api/create", body)
-    resp = await api.post("/api/login", {"userId": body["userId"], "password": PASSWORD,
-                                         "deviceId": "tablet-2"})
+    resp = await api.post(
+        "/api/login", {"userId": body["userId"], "password": PASSWORD, "deviceId": "tablet-2"}
+    )
     assert resp.status == 200
     assert jwt.decode(resp.body["token"], TEST_SECRET, algorithms=["HS256"])["did"] == "tablet-2"
-    bad = await api.post("/api/login", {"userId": body["userId"], "password": PASSWORD,
-                                        "deviceId": ""})
+    bad = await api.post(
+        "/api/login", {"userId": body["userId"], "password": PASSWORD, "deviceId": ""}
+    )
     assert_error(bad, 400, "validation_failed")
 
 
@@ -221,8 +298,9 @@ async def test_login_takes_an_optional_device_id(api):
 async def test_login_needs_exactly_one_of_user_id_and_phone(api):
     body = new_user()
     await api.post("/api/create", body)
-    both = await api.post("/api/login", {"userId": body["userId"], "phone": body["phone"],
-                                         "password": PASSWORD})
+    both = await api.post(
+        "/api/login", {"userId": body["userId"], "phone": body["phone"], "password": PASSWORD}
+    )
     assert_error(both, 400, "validation_failed")
     neither = await api.post("/api/login", {"password": PASSWORD})
     assert_error(neither, 400, "validation_failed")
@@ -234,8 +312,9 @@ async def test_invalid_credentials_look_the_same_for_unknown_user_and_wrong_pass
     await api.post("/api/create", body)
     answers = [
         await api.post("/api/login", {"userId": body["userId"], "password": "wrong password"}),
-        await api.post("/api/login", {"userId": "nobody_" + secrets.token_hex(4),
-                                      "password": "wrong password"}),
+        await api.post(
+            "/api/login", {"userId": "nobody_" + secrets.token_hex(4), "password": "wrong password"}
+        ),
         await api.post("/api/login", {"phone": body["phone"], "password": "wrong password"}),
         await api.post("/api/login", {"phone": phone(), "password": "wrong password"}),
     ]
@@ -292,6 +371,7 @@ async def test_a_successful_login_clears_the_failure_count(api):
 
 # --- logout and tokens --------------------------------------------------------
 
+
 def authenticated_operations(app):
     """(method, sample url) of every served operation documented as taking a bearer token."""
     served = served_routes(app)
@@ -301,8 +381,12 @@ def authenticated_operations(app):
         for path, ops in paths.items():
             for method, op in ops.items():
                 if op.auth == "bearer":
-                    yield method.upper(), path.replace("{userId}", "someone").replace(
-                        "{roomId}", "someroom").replace("{requestId}", "1")
+                    yield (
+                        method.upper(),
+                        path.replace("{userId}", "someone")
+                        .replace("{roomId}", "someroom")
+                        .replace("{requestId}", "1"),
+                    )
 
 
 @pytest.mark.gen_test
@@ -347,14 +431,22 @@ async def test_a_crafted_token_is_accepted_only_when_valid(api):
 async def test_malformed_authorization_headers_are_unauthorized(api):
     user = await api.user()
     url = f"/api/profile/{user.user_id}"
-    for header in ["", "Bearer", "Bearer ", f"Token {user.token}", user.token,
-                   f"Basic {user.token}", f"Bearer{user.token}"]:
+    for header in [
+        "",
+        "Bearer",
+        "Bearer ",
+        f"Token {user.token}",
+        user.token,
+        f"Basic {user.token}",
+        f"Bearer{user.token}",
+    ]:
         resp = await api.get(url, headers={"Authorization": header})
         assert_error(resp, 401, "unauthorized")
     assert_error(await api.get(url), 401, "unauthorized")
 
 
 # --- profiles -----------------------------------------------------------------
+
 
 @pytest.mark.gen_test
 async def test_own_profile_and_someone_elses(api):
@@ -379,16 +471,21 @@ async def test_profiles_viewed_together_each_get_their_own_answer(api):
     # whatever the case of the userId asked for, and a missing user a 404.
     viewer = await api.user()
     users = [await api.user(prime=i % 2 == 0, name=f"Name {i}") for i in range(6)]
-    asked = ([u.user_id for u in users] + [u.user_id.upper() for u in users]
-             + ["nobody_" + secrets.token_hex(4)])
-    results = await asyncio.gather(*(api.get(f"/api/profile/{user_id}", token=viewer.token)
-                                     for user_id in asked))
+    asked = (
+        [u.user_id for u in users]
+        + [u.user_id.upper() for u in users]
+        + ["nobody_" + secrets.token_hex(4)]
+    )
+    results = await asyncio.gather(
+        *(api.get(f"/api/profile/{user_id}", token=viewer.token) for user_id in asked)
+    )
     expected = [{key: u.profile[key] for key in PROFILE} for u in users] * 2
     assert [r.body["user"] for r in results[:-1]] == expected
     assert_error(results[-1], 404, "not_found")
 
 
 # --- operator grants --------------------------------------------------------------
+
 
 @pytest.mark.gen_test
 @pytest.mark.settings(signup_grants="operator", admin_key=ADMIN_KEY)
@@ -410,21 +507,29 @@ async def test_operator_grants_coins_and_prime_into_the_ledger(api, sql):
     url = f"/api/admin/users/{user.user_id}/grants"
     key = {"X-Admin-Key": ADMIN_KEY}
     assert_error(await api.post(url, {"coins": 5}), 403, "forbidden")
-    assert_error(await api.post(url, {"coins": 5}, headers={"X-Admin-Key": "wrong"}), 403,
-                 "forbidden")
-    assert_error(await api.post(url, {"coins": 5}, headers={"X-Admin-Key": ADMIN_KEY + "x"}),
-                 403, "forbidden")
+    assert_error(
+        await api.post(url, {"coins": 5}, headers={"X-Admin-Key": "wrong"}), 403, "forbidden"
+    )
+    assert_error(
+        await api.post(url, {"coins": 5}, headers={"X-Admin-Key": ADMIN_KEY + "x"}),
+        403,
+        "forbidden",
+    )
     assert_error(await api.post(url, {"coins": 5}, token=user.token), 403, "forbidden")
-    assert_error(await api.post("/api/admin/users/nobody_here/grants", {"coins": 5},
-                                headers=key), 404, "not_found")
+    assert_error(
+        await api.post("/api/admin/users/nobody_here/grants", {"coins": 5}, headers=key),
+        404,
+        "not_found",
+    )
     assert_error(await api.post(url, {}, headers=key), 400, "validation_failed")
     assert_error(await api.post(url, {"coins": 0}, headers=key), 400, "validation_failed")
     assert ledger(sql, user.user_id) == []
 
     first = await api.post(url, {"coins": 100}, headers=key)
     assert first.status == 200 and first.body["user"]["availCoins"] == 100
-    second = await api.post(url.replace(user.user_id, user.user_id.upper()),
-                            {"coins": 50, "isPrime": True}, headers=key)
+    second = await api.post(
+        url.replace(user.user_id, user.user_id.upper()), {"coins": 50, "isPrime": True}, headers=key
+    )
     assert second.status == 200
     assert second.body["user"]["availCoins"] == 150 and second.body["user"]["isPrime"] is True
     me = await api.get(f"/api/profile/{user.user_id}", token=user.token)
@@ -432,7 +537,8 @@ async def test_operator_grants_coins_and_prime_into_the_ledger(api, sql):
 
     assert ledger(sql, user.user_id) == [
         {"delta": 100, "balance_after": 100, "reason": "operator_grant"},
-        {"delta": 50, "balance_after": 150, "reason": "operator_grant"}]
+        {"delta": 50, "balance_after": 150, "reason": "operator_grant"},
+    ]
     assert sum(row["delta"] for row in ledger(sql, user.user_id)) == balance(sql, user.user_id)
 
 
@@ -440,8 +546,9 @@ async def test_operator_grants_coins_and_prime_into_the_ledger(api, sql):
 async def test_grants_are_closed_without_an_admin_key(api):
     user = await api.user()
     for headers in ({}, {"X-Admin-Key": ""}, {"X-Admin-Key": ADMIN_KEY}):
-        resp = await api.post(f"/api/admin/users/{user.user_id}/grants", {"coins": 5},
-                              headers=headers)
+        resp = await api.post(
+            f"/api/admin/users/{user.user_id}/grants", {"coins": 5}, headers=headers
+        )
         assert_error(resp, 403, "forbidden")
 
 
@@ -462,8 +569,9 @@ async def test_tokens_first_seen_together_are_each_checked(api, sql):
     users = [await api.user() for _ in range(10)]
     for user in users[::3]:
         revoke_behind_the_broker(sql, user)
-    results = await asyncio.gather(*(api.get(f"/api/profile/{u.user_id}", token=u.token)
-                                     for u in users))
+    results = await asyncio.gather(
+        *(api.get(f"/api/profile/{u.user_id}", token=u.token) for u in users)
+    )
     assert [r.status for r in results] == [401 if i % 3 == 0 else 200 for i in range(10)]
 
 

@@ -5,10 +5,10 @@ import json
 
 import jwt
 import pytest
+from test_messages import room_with, send
 from tornado import httpclient
 
 from conftest import TEST_SECRET, query, revoke_behind_the_broker
-from test_messages import room_with, send
 
 
 async def subscribed(api, user, room_id, after=None):
@@ -45,6 +45,7 @@ async def refused(api, **kw):
 
 # -- authentication and the handshake -------------------------------------
 
+
 @pytest.mark.gen_test
 async def test_header_token_is_answered_by_ready(api):
     user = await api.user()
@@ -63,8 +64,9 @@ async def test_auth_frame_is_answered_by_ready_with_ref(api):
 
 
 def expired_token(user_id):
-    return jwt.encode({"sub": user_id, "jti": "e" * 32, "iat": 1000, "exp": 2000},
-                      TEST_SECRET, algorithm="HS256")
+    return jwt.encode(
+        {"sub": user_id, "jti": "e" * 32, "iat": 1000, "exp": 2000}, TEST_SECRET, algorithm="HS256"
+    )
 
 
 @pytest.mark.gen_test
@@ -72,8 +74,11 @@ async def test_bad_header_tokens_refuse_the_handshake(api):
     user = await api.user()
     assert await refused(api, token="not-a-token") == 401
     assert await refused(api, token=expired_token(user.user_id)) == 401
-    forged = jwt.encode({"sub": user.user_id, "jti": "f" * 32, "iat": 1, "exp": 2**31},
-                        "another-secret-of-enough-length-000", algorithm="HS256")
+    forged = jwt.encode(
+        {"sub": user.user_id, "jti": "f" * 32, "iat": 1, "exp": 2**31},
+        "another-secret-of-enough-length-000",
+        algorithm="HS256",
+    )
     assert await refused(api, token=forged) == 401
     assert await refused(api, headers={"Authorization": "Basic abc"}) == 401
     assert (await api.post("/api/logout", token=user.token)).status == 204
@@ -142,30 +147,35 @@ async def test_allowed_origin_is_accepted(api):
     sock = await api.socket(user, headers={"Origin": "https://app.example"})
     await sock.send({"type": "ping"})
     await sock.expect("pong")
-    assert await refused(api, token=user.token, headers={"Origin": "https://app.example.evil"}) \
-        == 403
+    assert (
+        await refused(api, token=user.token, headers={"Origin": "https://app.example.evil"}) == 403
+    )
 
 
 # -- frames ----------------------------------------------------------------
 
+
 @pytest.mark.gen_test
-@pytest.mark.parametrize("raw, code, field", [
-    ("not json", "invalid_json", None),
-    ("[1, 2]", "invalid_json", None),
-    ('"text"', "invalid_json", None),
-    ('{"type": "shout"}', "validation_failed", "type"),
-    ('{"ref": "r"}', "validation_failed", "type"),
-    ('{"type": 7}', "validation_failed", "type"),
-    ('{"type": "subscribe"}', "validation_failed", "roomId"),
-    ('{"type": "subscribe", "roomId": 12}', "validation_failed", "roomId"),
-    ('{"type": "subscribe", "roomId": "r", "after": -1}', "validation_failed", "after"),
-    ('{"type": "subscribe", "roomId": "r", "after": "1"}', "validation_failed", "after"),
-    ('{"type": "message", "roomId": "r"}', "validation_failed", "content"),
-    ('{"type": "message", "roomId": "r", "content": ""}', "validation_failed", "content"),
-    ('{"type": "message", "roomId": "r", "content": "hi", "x": 1}', "validation_failed", "x"),
-    ('{"type": "typing"}', "validation_failed", "roomId"),
-    ('{"type": "ping", "ref": 5}', "validation_failed", "ref"),
-])
+@pytest.mark.parametrize(
+    "raw, code, field",
+    [
+        ("not json", "invalid_json", None),
+        ("[1, 2]", "invalid_json", None),
+        ('"text"', "invalid_json", None),
+        ('{"type": "shout"}', "validation_failed", "type"),
+        ('{"ref": "r"}', "validation_failed", "type"),
+        ('{"type": 7}', "validation_failed", "type"),
+        ('{"type": "subscribe"}', "validation_failed", "roomId"),
+        ('{"type": "subscribe", "roomId": 12}', "validation_failed", "roomId"),
+        ('{"type": "subscribe", "roomId": "r", "after": -1}', "validation_failed", "after"),
+        ('{"type": "subscribe", "roomId": "r", "after": "1"}', "validation_failed", "after"),
+        ('{"type": "message", "roomId": "r"}', "validation_failed", "content"),
+        ('{"type": "message", "roomId": "r", "content": ""}', "validation_failed", "content"),
+        ('{"type": "message", "roomId": "r", "content": "hi", "x": 1}', "validation_failed", "x"),
+        ('{"type": "typing"}', "validation_failed", "roomId"),
+        ('{"type": "ping", "ref": 5}', "validation_failed", "ref"),
+    ],
+)
 async def test_bad_frames_get_an_error_and_the_socket_stays_open(api, raw, code, field):
     user = await api.user()
     sock = await api.socket(user)
@@ -198,6 +208,7 @@ async def test_oversized_frame_closes_1009(api):
 
 
 # -- delivery ----------------------------------------------------------------
+
 
 @pytest.mark.gen_test
 async def test_posted_message_reaches_every_subscriber_and_no_one_else(api):
@@ -244,8 +255,11 @@ async def test_message_frame_is_acked_and_delivered(api, sql):
     ack = await sock.expect("ack")
     assert ack["ref"] == "m1"
     message = ack["message"]
-    assert (message["seq"], message["senderId"], message["content"]) == (1, owner.user_id,
-                                                                         "over ws")
+    assert (message["seq"], message["senderId"], message["content"]) == (
+        1,
+        owner.user_id,
+        "over ws",
+    )
     assert await listener.recv() == {"type": "message", "message": message}
     (row,) = query(sql, "SELECT message_id, seq FROM messages WHERE room_id = %s", room_id)
     assert (str(row["message_id"]), row["seq"]) == (message["messageId"], 1)
@@ -285,8 +299,9 @@ async def test_concurrent_senders_over_socket_and_http_are_seen_in_order(api):
         results = await asyncio.gather(*(send(api, bob, room_id, f"h{i}") for i in range(20)))
         return [r.body["message"]["seq"] for r in results]
 
-    acked = await asyncio.gather(over_socket(sender_sockets[0], "o"),
-                                 over_socket(sender_sockets[1], "a"), over_http())
+    acked = await asyncio.gather(
+        over_socket(sender_sockets[0], "o"), over_socket(sender_sockets[1], "a"), over_http()
+    )
     assert sorted(sum(acked, [])) == list(range(1, 61))
     for sock in listeners:
         assert await read_messages(sock, 60) == list(range(1, 61))
@@ -303,8 +318,9 @@ async def test_resume_while_messages_keep_arriving(api):
 
     async def keep_sending():
         for start in range(0, total, 10):
-            results = await asyncio.gather(*(send(api, owner, room_id, f"m{i}")
-                                             for i in range(start, start + 10)))
+            results = await asyncio.gather(
+                *(send(api, owner, room_id, f"m{i}") for i in range(start, start + 10))
+            )
             assert all(r.status == 201 for r in results)
             if start + 10 >= backlog:
                 stored_enough.set()
@@ -340,30 +356,34 @@ async def test_many_resumes_at_once_while_messages_keep_arriving(api):
             return
         assert await read_messages(sock, total) == list(range(first, total + 1))
 
-    await asyncio.gather(keep_sending(),
-                         *(resume(i * 0.01, (i * 3) % 20 if i % 4 else None)
-                           for i in range(16)))
+    await asyncio.gather(
+        keep_sending(), *(resume(i * 0.01, (i * 3) % 20 if i % 4 else None) for i in range(16))
+    )
 
 
 def store_elsewhere(sql, room_id, sender_id, content):
     """Store a message the way another server process would, without telling this one."""
     with sql.cursor() as cur:
-        cur.execute("UPDATE rooms SET last_seq = LAST_INSERT_ID(last_seq + 1) "
-                    "WHERE room_id = %s", (room_id,))
-        cur.execute("INSERT INTO messages (room_id, seq, sender_id, content, created_at) "
-                    "VALUES (%s, LAST_INSERT_ID(), %s, %s, UTC_TIMESTAMP(3))",
-                    (room_id, sender_id, content))
+        cur.execute(
+            "UPDATE rooms SET last_seq = LAST_INSERT_ID(last_seq + 1) WHERE room_id = %s",
+            (room_id,),
+        )
+        cur.execute(
+            "INSERT INTO messages (room_id, seq, sender_id, content, created_at) "
+            "VALUES (%s, LAST_INSERT_ID(), %s, %s, UTC_TIMESTAMP(3))",
+            (room_id, sender_id, content),
+        )
 
 
 @pytest.mark.gen_test
-async def test_a_jump_in_seq_is_filled_from_the_database_and_repeats_are_dropped(
-        api, ctx, sql):
+async def test_a_jump_in_seq_is_filled_from_the_database_and_repeats_are_dropped(api, ctx, sql):
     room_id, owner, (member,) = await room_with(api, 1)
     sock, _ = await subscribed(api, member, room_id)
     for n in range(3):
         store_elsewhere(sql, room_id, owner.user_id, f"elsewhere {n}")
-    history = (await api.get("/api/messages", params={"roomId": room_id},
-                             token=owner.token)).body["messages"]
+    history = (await api.get("/api/messages", params={"roomId": room_id}, token=owner.token)).body[
+        "messages"
+    ]
     # Only the last one is announced, as when the broker lost or reordered the others.
     ctx.broker.publish(room_id, {"type": "message", "message": history[2]})
     frames = [await sock.recv() for _ in range(3)]
@@ -464,6 +484,7 @@ async def test_join_and_leave_reach_subscribers_and_leaving_ends_the_subscriptio
 
 # -- sessions --------------------------------------------------------------
 
+
 @pytest.mark.gen_test
 async def test_logout_closes_the_tokens_sockets_with_4001(api):
     user = await api.user()
@@ -471,8 +492,7 @@ async def test_logout_closes_the_tokens_sockets_with_4001(api):
     second = await api.socket()
     await second.send({"type": "auth", "token": user.token})
     await second.expect("ready")
-    other_login = await api.post("/api/login", {"userId": user.user_id,
-                                                "password": user.password})
+    other_login = await api.post("/api/login", {"userId": user.user_id, "password": user.password})
     user_elsewhere = await api.socket()
     await user_elsewhere.send({"type": "auth", "token": other_login.body["token"]})
     await user_elsewhere.expect("ready")
@@ -510,17 +530,17 @@ async def test_token_expiry_closes_the_socket_with_4001(api):
 @pytest.mark.settings(ws_max_buffer_bytes=65536)
 async def test_a_client_that_stops_reading_is_disconnected(api):
     room_id, owner, (member, reader) = await room_with(api, 2)
-    slow, _ = await subscribed(api, member, room_id)      # never reads from here on
+    slow, _ = await subscribed(api, member, room_id)  # never reads from here on
     fast, _ = await subscribed(api, reader, room_id)
     sender = await api.socket(owner)
     # 4000 characters of 4 bytes each: 16 KB a frame, so that the kernel's
     # socket buffers (a few MB on loopback) fill up quickly.
-    content = "\U0001F600" * 4000
+    content = "\U0001f600" * 4000
     total = 800
 
     async def pump():
         for start in range(0, total, 50):
-            for i in range(start, start + 50):
+            for _ in range(start, start + 50):
                 await sender.send({"type": "message", "roomId": room_id, "content": content})
             for _ in range(50):
                 await sender.expect("ack", 30)

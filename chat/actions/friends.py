@@ -11,10 +11,10 @@ duplicate key they raise is answered as the conflict it means, never as a 500.
 
 import re
 
-from .. import errors
-from ..db.pool import is_duplicate
-from ..timeutil import utcnow
-from . import views
+from chat import errors
+from chat.actions import views
+from chat.db.pool import is_duplicate
+from chat.util.times import utcnow
 
 # requestId is the BIGINT UNSIGNED key as a string.
 REQUEST_ID = re.compile(r"^[0-9]{1,20}$")
@@ -56,7 +56,8 @@ async def send_request(ctx, sender_id, body):
     if _same(sender_id, receiver_id):
         raise errors.ValidationFailed(
             [{"field": "userId", "message": "must be someone other than yourself"}],
-            "You cannot send a friend request to yourself.")
+            "You cannot send a friend request to yourself.",
+        )
 
     async def send(tx):
         found = await _lock_pair(tx, sender_id, receiver_id)
@@ -68,12 +69,14 @@ async def send_request(ctx, sender_id, body):
         # told "already friends" or "already asked" reveals nothing new.
         if await tx.fetch_one("get_friendship", a=sender, b=receiver):
             raise errors.AlreadyFriends()
-        if await tx.fetch_one("lock_pending_friend_request",
-                              from_user_id=sender, to_user_id=receiver):
+        if await tx.fetch_one(
+            "lock_pending_friend_request", from_user_id=sender, to_user_id=receiver
+        ):
             raise errors.RequestExists()
         now = utcnow()
-        crossing = await tx.fetch_one("lock_pending_friend_request",
-                                      from_user_id=receiver, to_user_id=sender)
+        crossing = await tx.fetch_one(
+            "lock_pending_friend_request", from_user_id=receiver, to_user_id=sender
+        )
         if crossing:
             # Answering the request the receiver already sent needs no shared
             # room, just as accepting it through /accept would not.
@@ -81,14 +84,21 @@ async def send_request(ctx, sender_id, body):
         if not await tx.fetch_one("lock_shared_room", a=sender, b=receiver):
             raise errors.NotParticipant()
         try:
-            _, request_id = await tx.execute("insert_friend_request", from_user_id=sender,
-                                             to_user_id=receiver, created_at=now)
+            _, request_id = await tx.execute(
+                "insert_friend_request", from_user_id=sender, to_user_id=receiver, created_at=now
+            )
         except Exception as exc:
             if is_duplicate(exc):
                 raise errors.RequestExists() from None
             raise
-        row = {"request_id": request_id, "from_user_id": sender, "to_user_id": receiver,
-               "status": "pending", "created_at": now, "responded_at": None}
+        row = {
+            "request_id": request_id,
+            "from_user_id": sender,
+            "to_user_id": receiver,
+            "status": "pending",
+            "created_at": now,
+            "responded_at": None,
+        }
         return row, True
 
     row, created = await ctx.db.transaction("send_friend_request", send)
@@ -97,14 +107,19 @@ async def send_request(ctx, sender_id, body):
 
 async def _answer(tx, request, status, now):
     """Accept or decline a locked pending request; returns the updated row."""
-    rows, _ = await tx.execute("answer_friend_request", request_id=request["request_id"],
-                               status=status, responded_at=now)
+    rows, _ = await tx.execute(
+        "answer_friend_request", request_id=request["request_id"], status=status, responded_at=now
+    )
     if rows != 1:
         raise errors.RequestNotPending(request["status"])
     if status == "accepted":
         try:
-            rows, _ = await tx.execute("insert_friendship", a=request["from_user_id"],
-                                       b=request["to_user_id"], created_at=now)
+            rows, _ = await tx.execute(
+                "insert_friendship",
+                a=request["from_user_id"],
+                b=request["to_user_id"],
+                created_at=now,
+            )
         except Exception as exc:
             if is_duplicate(exc):
                 raise errors.AlreadyFriends() from None
@@ -150,9 +165,12 @@ async def list_requests(ctx, user_id, args):
     """The user's requests, newest first; ``args`` may narrow direction and status."""
     direction = args.get("direction")
     rows = await ctx.db.fetch_all(
-        "list_friend_requests", user_id=user_id,
-        incoming=direction in (None, "incoming"), outgoing=direction in (None, "outgoing"),
-        status=args.get("status"))
+        "list_friend_requests",
+        user_id=user_id,
+        incoming=direction in (None, "incoming"),
+        outgoing=direction in (None, "outgoing"),
+        status=args.get("status"),
+    )
     return [views.friend_request(row) for row in rows]
 
 

@@ -26,11 +26,12 @@ free join untouched. CHECK constraints (capacity, balance) back it all.
 
 import collections
 
-from .. import errors, security
-from ..batching import Batcher
-from ..timeutil import utcnow
-from . import views
-from .rooms import has_member
+from chat import errors
+from chat.actions import views
+from chat.actions.rooms import has_member
+from chat.auth import tokens
+from chat.util.batching import Batcher
+from chat.util.times import utcnow
 
 
 class _Join:
@@ -39,7 +40,7 @@ class _Join:
     def __init__(self, user_id, room_id, token):
         self.user_id = user_id
         self.room_id = room_id
-        self.token_hash = None if token is None else security.invitation_hash(token)
+        self.token_hash = None if token is None else tokens.invitation_hash(token)
 
 
 class JoinWriter:
@@ -60,8 +61,9 @@ class JoinWriter:
     async def _write(self, batch):
         joins = [pending.work for pending in batch]
         outcomes = await self._db.transaction(
-            "join_rooms", lambda tx: _Batch(tx, self._price, self._broker).run(joins))
-        for pending, outcome in zip(batch, outcomes):
+            "join_rooms", lambda tx: _Batch(tx, self._price, self._broker).run(joins)
+        )
+        for pending, outcome in zip(batch, outcomes, strict=True):
             pending.settle(outcome)
 
 
@@ -74,9 +76,9 @@ class _Batch:
         self.broker = broker
         self.now = utcnow()
         self.invitations = {}  # token hash -> row
-        self.rooms = {}        # room_id (case matters) -> row, with "members" (a list)
-        self.users = {}        # lower-case user_id (case does not matter) -> row
-        self.seats = collections.Counter()    # room_id -> seats taken
+        self.rooms = {}  # room_id (case matters) -> row, with "members" (a list)
+        self.users = {}  # lower-case user_id (case does not matter) -> row
+        self.seats = collections.Counter()  # room_id -> seats taken
         self.charges = collections.Counter()  # user_id -> coins taken
         self.free_joins = []
         self.used_invitations = []
@@ -133,17 +135,29 @@ class _Batch:
         room["member_count"] += 1
         room["members"].append(user["user_id"])
         self.seats[room["room_id"]] += 1
-        self.memberships.append({"room_id": room["room_id"], "user_id": user["user_id"],
-                                 "charged": charged, "joined_at": self.now})
-        self.tx.after_commit(self.broker.publish, room["room_id"],
-                             views.room_event("member_joined", room["room_id"], user["user_id"]))
+        self.memberships.append(
+            {
+                "room_id": room["room_id"],
+                "user_id": user["user_id"],
+                "charged": charged,
+                "joined_at": self.now,
+            }
+        )
+        self.tx.after_commit(
+            self.broker.publish,
+            room["room_id"],
+            views.room_event("member_joined", room["room_id"], user["user_id"]),
+        )
         return self._answer(room, charged, user)
 
     def _usable_invitation(self, join):
         invitation = self.invitations.get(join.token_hash)
-        if (invitation is None or invitation["used_at"] is not None
-                or invitation["expires_at"] <= self.now
-                or invitation["invitee_id"].lower() != join.user_id.lower()):
+        if (
+            invitation is None
+            or invitation["used_at"] is not None
+            or invitation["expires_at"] <= self.now
+            or invitation["invitee_id"].lower() != join.user_id.lower()
+        ):
             raise errors.InviteInvalid()
         return invitation
 
@@ -166,21 +180,32 @@ class _Batch:
             raise errors.InsufficientCoins(self.price, int(user["avail_coins"]))
         user["avail_coins"] -= self.price
         self.charges[user["user_id"]] += self.price
-        self.ledger.append({"user_id": user["user_id"], "delta": -self.price,
-                            "balance_after": user["avail_coins"], "reason": "join_charge",
-                            "room_id": room["room_id"], "created_at": self.now})
+        self.ledger.append(
+            {
+                "user_id": user["user_id"],
+                "delta": -self.price,
+                "balance_after": user["avail_coins"],
+                "reason": "join_charge",
+                "room_id": room["room_id"],
+                "created_at": self.now,
+            }
+        )
         return self.price
 
     @staticmethod
     def _answer(room, charged, user):
-        return {"room": views.room(room, room["members"]), "charged": charged,
-                "availCoins": int(user["avail_coins"])}
+        return {
+            "room": views.room(room, room["members"]),
+            "charged": charged,
+            "availCoins": int(user["avail_coins"]),
+        }
 
     async def _write(self):
         tx = self.tx
         if self.used_invitations:
-            await tx.execute("use_invitations", invitation_ids=tuple(self.used_invitations),
-                             used_at=self.now)
+            await tx.execute(
+                "use_invitations", invitation_ids=tuple(self.used_invitations), used_at=self.now
+            )
         for seats, room_ids in _by_count(self.seats):
             await _all_rows(tx, "add_seats", room_ids, seats=seats, room_ids=room_ids)
         if self.free_joins:

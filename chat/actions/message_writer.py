@@ -21,11 +21,11 @@ with the original.
 
 import logging
 
-from .. import errors
-from ..db.pool import is_duplicate
-from ..timeutil import utcnow
-from . import messages, views
-from ..batching import Batcher
+from chat import errors
+from chat.actions import messages, views
+from chat.db.pool import is_duplicate
+from chat.util.batching import Batcher
+from chat.util.times import utcnow
 
 log = logging.getLogger("chat.messages")
 
@@ -72,14 +72,15 @@ class MessageWriter:
         items = [pending.work for pending in batch]
         try:
             outcomes = await self._db.transaction(
-                "store_messages", lambda tx: self._store(tx, items))
+                "store_messages", lambda tx: self._store(tx, items)
+            )
         except Exception as exc:
             if is_duplicate(exc):
                 await self._one_by_one(batch)
                 return
             log.warning("storing %d messages failed: %s", len(batch), exc)
             raise
-        for pending, outcome in zip(batch, outcomes):
+        for pending, outcome in zip(batch, outcomes, strict=True):
             pending.settle(outcome)
 
     async def _one_by_one(self, batch):
@@ -87,7 +88,8 @@ class MessageWriter:
             m = pending.work
             try:
                 outcome = await messages.store_one(
-                    self._db, self._broker, m.user_id, m.room_id, m.content, m.client_msg_id)
+                    self._db, self._broker, m.user_id, m.room_id, m.content, m.client_msg_id
+                )
             except Exception as exc:
                 outcome = exc
             pending.settle(outcome)
@@ -95,13 +97,17 @@ class MessageWriter:
     async def _store(self, tx, batch):
         """Store ``_Message``s; returns one outcome each: ``(created, Message)`` or an error."""
         room_ids = tuple(sorted({p.room_id for p in batch}))
-        last = {row["room_id"]: row["last_seq"]
-                for row in await tx.fetch_all("lock_rooms_for_messages", room_ids=room_ids)}
+        last = {
+            row["room_id"]: row["last_seq"]
+            for row in await tx.fetch_all("lock_rooms_for_messages", room_ids=room_ids)
+        }
         pairs = tuple({p.member_key for p in batch if p.room_id in last})
         members = set()
         if pairs:
-            members = {(row["room_id"], row["user_id"].lower())
-                       for row in await tx.fetch_all("members_among", pairs=pairs)}
+            members = {
+                (row["room_id"], row["user_id"].lower())
+                for row in await tx.fetch_all("members_among", pairs=pairs)
+            }
         outcomes, rows = [], []
         now = utcnow()
         for p in batch:
@@ -111,25 +117,32 @@ class MessageWriter:
                 outcomes.append(errors.NotRoomMember())
             else:
                 last[p.room_id] += 1
-                row = {"room_id": p.room_id, "seq": last[p.room_id], "sender_id": p.user_id,
-                       "content": p.content, "client_msg_id": p.client_msg_id,
-                       "created_at": now}
+                row = {
+                    "room_id": p.room_id,
+                    "seq": last[p.room_id],
+                    "sender_id": p.user_id,
+                    "content": p.content,
+                    "client_msg_id": p.client_msg_id,
+                    "created_at": now,
+                }
                 rows.append(row)
                 outcomes.append(row)
         if rows:
             await self._insert(tx, rows)
         shown = {id(row): views.message(row) for row in rows}
         for row in rows:
-            tx.after_commit(self._broker.publish, row["room_id"],
-                            {"type": "message", "message": shown[id(row)]})
+            tx.after_commit(
+                self._broker.publish, row["room_id"], {"type": "message", "message": shown[id(row)]}
+            )
         return [(True, shown[id(o)]) if isinstance(o, dict) else o for o in outcomes]
 
     async def _insert(self, tx, rows):
         await tx.execute_many("insert_message", rows)
         keys = tuple((row["room_id"], row["seq"]) for row in rows)
-        ids = {(r["room_id"], r["seq"]): r["message_id"]
-               for r in await tx.fetch_all("message_ids_by_seq", keys=keys)}
+        ids = {
+            (r["room_id"], r["seq"]): r["message_id"]
+            for r in await tx.fetch_all("message_ids_by_seq", keys=keys)
+        }
         for row in rows:
             row["message_id"] = ids[(row["room_id"], row["seq"])]
         await tx.execute("sync_last_seq", room_ids=tuple({row["room_id"] for row in rows}))
-

@@ -7,10 +7,10 @@ once N's transaction has ended. Subscribers hear of a message only after it
 has committed.
 """
 
-from .. import errors
-from ..db.pool import is_duplicate
-from ..timeutil import utcnow
-from . import views
+from chat import errors
+from chat.actions import views
+from chat.db.pool import is_duplicate
+from chat.util.times import utcnow
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -39,7 +39,8 @@ async def send_message(ctx, user_id, body):
     sent at the same moment are stored together (``MessageWriter``).
     """
     return await ctx.message_writer.submit(
-        user_id, body["roomId"], body["content"], body.get("clientMsgId"))
+        user_id, body["roomId"], body["content"], body.get("clientMsgId")
+    )
 
 
 async def store_one(db, broker, user_id, room_id, content, client_msg_id):
@@ -50,8 +51,14 @@ async def store_one(db, broker, user_id, room_id, content, client_msg_id):
         if rows != 1:
             await room_access(tx, user_id, room_id)  # says which: no room, or not a member
             raise errors.NotRoomMember()
-        row = {"room_id": room_id, "seq": seq, "sender_id": user_id, "content": content,
-               "client_msg_id": client_msg_id, "created_at": utcnow()}
+        row = {
+            "room_id": room_id,
+            "seq": seq,
+            "sender_id": user_id,
+            "content": content,
+            "client_msg_id": client_msg_id,
+            "created_at": utcnow(),
+        }
         _, row["message_id"] = await tx.execute("insert_message", **row)
         message = views.message(row)
         tx.after_commit(broker.publish, room_id, {"type": "message", "message": message})
@@ -71,8 +78,12 @@ async def store_one(db, broker, user_id, room_id, content, client_msg_id):
 
 
 async def _by_client_id(db, room_id, sender_id, client_msg_id):
-    row = await db.fetch_one("get_message_by_client_id", room_id=room_id,
-                             sender_id=sender_id, client_msg_id=client_msg_id)
+    row = await db.fetch_one(
+        "get_message_by_client_id",
+        room_id=room_id,
+        sender_id=sender_id,
+        client_msg_id=client_msg_id,
+    )
     return None if row is None else views.message(row)
 
 
@@ -89,8 +100,12 @@ async def list_messages(ctx, user_id, args):
     room_id = args["roomId"]
     await room_access(ctx.db, user_id, room_id)
     limit = args.get("limit", DEFAULT_LIMIT)
-    bounds = {"room_id": room_id, "after": args.get("after", 0),
-              "before": args.get("before", NO_UPPER_BOUND), "limit": limit + 1}
+    bounds = {
+        "room_id": room_id,
+        "after": args.get("after", 0),
+        "before": args.get("before", NO_UPPER_BOUND),
+        "limit": limit + 1,
+    }
     if "after" in args:
         rows = await ctx.db.fetch_all("list_messages_ascending", **bounds)
         has_more = len(rows) > limit
@@ -107,8 +122,9 @@ async def messages_between(ctx, room_id, after, upto, limit=MAX_LIMIT):
 
     For catching a subscriber up; the caller has checked membership.
     """
-    rows = await ctx.db.fetch_all("list_messages_ascending", room_id=room_id, after=after,
-                                  before=upto + 1, limit=limit)
+    rows = await ctx.db.fetch_all(
+        "list_messages_ascending", room_id=room_id, after=after, before=upto + 1, limit=limit
+    )
     return [views.message(row) for row in rows]
 
 

@@ -8,9 +8,10 @@ the membership insert share one transaction.
 
 import datetime
 
-from .. import errors, security
-from ..timeutil import utcnow
-from . import views
+from chat import errors
+from chat.actions import views
+from chat.auth import tokens
+from chat.util.times import utcnow
 
 CAPACITY = 6
 
@@ -27,13 +28,23 @@ async def create_room(ctx, owner_id, body):
     if not owner["is_prime"]:
         raise errors.NotPrime("Only prime members can create rooms.")
     password_hash = await ctx.passwords.hash(body["password"])
-    row = {"room_id": security.new_room_id(), "name": body["name"],
-           "owner_id": owner["user_id"], "capacity": CAPACITY, "created_at": utcnow()}
+    row = {
+        "room_id": tokens.new_room_id(),
+        "name": body["name"],
+        "owner_id": owner["user_id"],
+        "capacity": CAPACITY,
+        "created_at": utcnow(),
+    }
 
     async def insert(tx):
         await tx.execute("insert_room", password_hash=password_hash, **row)
-        await tx.execute("insert_membership", room_id=row["room_id"], user_id=owner["user_id"],
-                         charged=0, joined_at=row["created_at"])
+        await tx.execute(
+            "insert_membership",
+            room_id=row["room_id"],
+            user_id=owner["user_id"],
+            charged=0,
+            joined_at=row["created_at"],
+        )
 
     await ctx.db.transaction("create_room", insert)
     ctx.room_passwords.remember(row["room_id"], body["password"])
@@ -72,12 +83,18 @@ async def invite(ctx, inviter_id, body):
     invitee = await _user(ctx, body["userId"])
     if not invitee["is_prime"]:
         raise errors.NotPrime("Only prime members can be invited.")
-    token, token_hash = security.new_invitation_token()
+    token, token_hash = tokens.new_invitation_token()
     now = utcnow()
     expires_at = now + datetime.timedelta(seconds=ctx.settings.invite_ttl)
-    await ctx.db.execute("insert_invitation", token_hash=token_hash, room_id=room["room_id"],
-                         inviter_id=room["owner_id"], invitee_id=invitee["user_id"],
-                         expires_at=expires_at, created_at=now)
+    await ctx.db.execute(
+        "insert_invitation",
+        token_hash=token_hash,
+        room_id=room["room_id"],
+        inviter_id=room["owner_id"],
+        invitee_id=invitee["user_id"],
+        expires_at=expires_at,
+        created_at=now,
+    )
     return views.invitation(token, room["room_id"], invitee["user_id"], expires_at)
 
 
@@ -112,6 +129,8 @@ async def leave_room(ctx, user_id, room_id):
             raise errors.Forbidden("The owner cannot leave their own room.")
         await tx.execute("delete_membership", room_id=room_id, user_id=member)
         await tx.execute("free_seat", room_id=room_id)
-        tx.after_commit(ctx.broker.publish, room_id, views.room_event("member_left", room_id, member))
+        tx.after_commit(
+            ctx.broker.publish, room_id, views.room_event("member_left", room_id, member)
+        )
 
     await ctx.db.transaction("leave_room", leave)

@@ -2,10 +2,10 @@
 
 import datetime
 
-from .. import errors
-from ..db.pool import is_duplicate
-from ..timeutil import utcnow
-from . import views
+from chat import errors
+from chat.actions import views
+from chat.db.pool import is_duplicate
+from chat.util.times import utcnow
 
 
 async def register(ctx, body):
@@ -14,17 +14,33 @@ async def register(ctx, body):
     if ctx.settings.signup_grants == "operator" and (coins or prime):
         raise errors.Forbidden("Only an operator can grant coins or prime on this server.")
     password_hash = await ctx.passwords.hash(body["password"])
-    user = {"user_id": body["userId"], "device_id": body["deviceId"], "name": body["name"],
-            "phone": body["phone"], "avail_coins": coins, "is_prime": prime,
-            "free_join_used": False, "created_at": utcnow()}
+    user = {
+        "user_id": body["userId"],
+        "device_id": body["deviceId"],
+        "name": body["name"],
+        "phone": body["phone"],
+        "avail_coins": coins,
+        "is_prime": prime,
+        "free_join_used": False,
+        "created_at": utcnow(),
+    }
 
     async def insert(tx):
-        await tx.execute("insert_user", password_hash=password_hash,
-                         **{k: v for k, v in user.items() if k != "free_join_used"})
+        await tx.execute(
+            "insert_user",
+            password_hash=password_hash,
+            **{k: v for k, v in user.items() if k != "free_join_used"},
+        )
         if coins:
-            await tx.execute("insert_ledger_entry", user_id=user["user_id"], delta=coins,
-                             balance_after=coins, reason="signup_grant", room_id=None,
-                             created_at=user["created_at"])
+            await tx.execute(
+                "insert_ledger_entry",
+                user_id=user["user_id"],
+                delta=coins,
+                balance_after=coins,
+                reason="signup_grant",
+                room_id=None,
+                created_at=user["created_at"],
+            )
 
     try:
         await ctx.db.transaction("register", insert)
@@ -51,16 +67,24 @@ async def login(ctx, body):
         raise errors.InvalidCredentials()
     ctx.login_limiter.reset(key)
     token, claims = ctx.tokens.issue(user["user_id"], body.get("deviceId"))
-    return {"token": token, "tokenType": "Bearer", "expiresIn": ctx.tokens.ttl,
-            "user": views.own_profile(user)}
+    return {
+        "token": token,
+        "tokenType": "Bearer",
+        "expiresIn": ctx.tokens.ttl,
+        "user": views.own_profile(user),
+    }
 
 
 async def logout(ctx, claims):
-    expires_at = datetime.datetime.fromtimestamp(claims["exp"], datetime.timezone.utc)
+    expires_at = datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC)
 
     async def revoke(tx):
-        await tx.execute("revoke_token", jti=claims["jti"], user_id=claims["sub"],
-                         expires_at=expires_at.replace(tzinfo=None))
+        await tx.execute(
+            "revoke_token",
+            jti=claims["jti"],
+            user_id=claims["sub"],
+            expires_at=expires_at.replace(tzinfo=None),
+        )
         tx.after_commit(ctx.broker.revoke_token, claims["jti"])
 
     await ctx.db.transaction("logout", revoke)
@@ -88,9 +112,15 @@ async def grant(ctx, user_id, body):
         if coins:
             await tx.execute("add_coins", user_id=user_id, amount=coins)
             user["avail_coins"] += coins
-            await tx.execute("insert_ledger_entry", user_id=user["user_id"], delta=coins,
-                             balance_after=user["avail_coins"], reason="operator_grant",
-                             room_id=None, created_at=utcnow())
+            await tx.execute(
+                "insert_ledger_entry",
+                user_id=user["user_id"],
+                delta=coins,
+                balance_after=user["avail_coins"],
+                reason="operator_grant",
+                room_id=None,
+                created_at=utcnow(),
+            )
         if "isPrime" in body:
             await tx.execute("set_prime", user_id=user_id, is_prime=body["isPrime"])
             user["is_prime"] = body["isPrime"]

@@ -1,23 +1,37 @@
 """How rows become the API's JSON objects. Nothing secret ever passes through."""
 
-from ..timeutil import iso
+from chat.util.times import iso
 
 
 def profile(user):
-    return {"userId": user["user_id"], "name": user["name"],
-            "isPrime": bool(user["is_prime"]), "createdAt": iso(user["created_at"])}
+    return {
+        "userId": user["user_id"],
+        "name": user["name"],
+        "isPrime": bool(user["is_prime"]),
+        "createdAt": iso(user["created_at"]),
+    }
 
 
 def own_profile(user):
-    return {**profile(user), "phone": user["phone"], "deviceId": user["device_id"],
-            "availCoins": int(user["avail_coins"]),
-            "freeJoinUsed": bool(user["free_join_used"])}
+    return {
+        **profile(user),
+        "phone": user["phone"],
+        "deviceId": user["device_id"],
+        "availCoins": int(user["avail_coins"]),
+        "freeJoinUsed": bool(user["free_join_used"]),
+    }
 
 
 def room(row, members):
-    return {"roomId": row["room_id"], "name": row["name"], "ownerId": row["owner_id"],
-            "capacity": int(row["capacity"]), "memberCount": len(members),
-            "members": list(members), "createdAt": iso(row["created_at"])}
+    return {
+        "roomId": row["room_id"],
+        "name": row["name"],
+        "ownerId": row["owner_id"],
+        "capacity": int(row["capacity"]),
+        "memberCount": len(members),
+        "members": list(members),
+        "createdAt": iso(row["created_at"]),
+    }
 
 
 def room_event(kind, room_id, user_id):
@@ -26,19 +40,33 @@ def room_event(kind, room_id, user_id):
 
 
 def invitation(token, room_id, invitee_id, expires_at):
-    return {"token": token, "roomId": room_id, "inviteeId": invitee_id,
-            "expiresAt": iso(expires_at)}
+    return {
+        "token": token,
+        "roomId": room_id,
+        "inviteeId": invitee_id,
+        "expiresAt": iso(expires_at),
+    }
 
 
 def friend_request(row):
     responded_at = row["responded_at"]
-    return {"requestId": str(row["request_id"]), "fromUserId": row["from_user_id"],
-            "toUserId": row["to_user_id"], "status": row["status"],
-            "createdAt": iso(row["created_at"]),
-            "respondedAt": iso(responded_at) if responded_at else None}
+    return {
+        "requestId": str(row["request_id"]),
+        "fromUserId": row["from_user_id"],
+        "toUserId": row["to_user_id"],
+        "status": row["status"],
+        "createdAt": iso(row["created_at"]),
+        "respondedAt": iso(responded_at) if responded_at else None,
+    }
 
 
 def message(row):
-    return {"messageId": str(row["message_id"]), "roomId": row["room_id"],
-            "seq": int(row["seq"]), "senderId": row["sender_id"], "content": row["content"],
-            "clientMsgId": row["client_msg_id"], "createdAt": iso(row["created_at"])}
+    return {
+        "messageId": str(row["message_id"]),
+        "roomId": row["room_id"],
+        "seq": int(row["seq"]),
+        "senderId": row["sender_id"],
+        "content": row["content"],
+        "clientMsgId": row["client_msg_id"],
+        "createdAt": iso(row["created_at"]),
+    }

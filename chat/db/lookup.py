@@ -7,7 +7,7 @@ next query takes them all with ``WHERE key IN (...)``: at low load a look-up
 is one query as before, under load many share one.
 """
 
-from ..batching import Batcher
+from chat.util.batching import Batcher
 
 
 class BatchedLookup:

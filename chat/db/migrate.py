@@ -67,8 +67,14 @@ def migrate(url, schema_dir, create_database=False):
 
     With ``create_database``, a database that does not exist yet is created.
     """
-    conn = pymysql.connect(host=url.host, port=url.port, user=url.user,
-                           password=url.password, charset="utf8mb4", autocommit=True)
+    conn = pymysql.connect(
+        host=url.host,
+        port=url.port,
+        user=url.user,
+        password=url.password,
+        charset="utf8mb4",
+        autocommit=True,
+    )
     try:
         with conn.cursor() as cur, warnings.catch_warnings():
             warnings.simplefilter("ignore", pymysql.Warning)
@@ -78,8 +84,11 @@ def migrate(url, schema_dir, create_database=False):
                 if exc.args[0] != UNKNOWN_DATABASE or not create_database:
                     raise
                 # IF NOT EXISTS: another process may be creating it right now.
-                cur.execute("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 "
-                            "COLLATE utf8mb4_unicode_ci" % url.database.replace("`", "``"))
+                quoted = url.database.replace("`", "``")
+                cur.execute(
+                    f"CREATE DATABASE IF NOT EXISTS `{quoted}` "
+                    "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                )
                 log.info("created database %s", url.database)
                 conn.select_db(url.database)
             # Several processes may start at once: one migrates, the others wait.

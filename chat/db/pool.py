@@ -27,7 +27,10 @@ DUPLICATE_KEY = 1062
 RETRYABLE = {DEADLOCK, LOCK_WAIT_TIMEOUT}
 ATTEMPTS = 4
 
-SQL_MODE = "'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
+SQL_MODE = (
+    "'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
+    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
+)
 
 
 def is_duplicate(exc):
@@ -112,13 +115,22 @@ class Database:
         pools = []
         try:
             for autocommit, size in ((True, max(1, maxsize - writes)), (False, writes)):
-                pools.append(await aiomysql.create_pool(
-                    host=url.host, port=url.port, user=url.user, password=url.password,
-                    db=url.database, charset="utf8mb4", autocommit=autocommit,
-                    sql_mode=SQL_MODE,
-                    init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-                    minsize=1, maxsize=size, pool_recycle=3600,
-                ))
+                pools.append(
+                    await aiomysql.create_pool(
+                        host=url.host,
+                        port=url.port,
+                        user=url.user,
+                        password=url.password,
+                        db=url.database,
+                        charset="utf8mb4",
+                        autocommit=autocommit,
+                        sql_mode=SQL_MODE,
+                        init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                        minsize=1,
+                        maxsize=size,
+                        pool_recycle=3600,
+                    )
+                )
         except BaseException:
             for pool in pools:
                 pool.close()
@@ -167,8 +179,9 @@ class Database:
                 except BaseException:
                     await _rollback(conn)
                     raise
-            log.debug("transaction %s committed in %.1f ms", name,
-                      (time.monotonic() - started) * 1000)
+            log.debug(
+                "transaction %s committed in %.1f ms", name, (time.monotonic() - started) * 1000
+            )
             for callback, args in tx._after_commit:
                 try:
                     callback(*args)

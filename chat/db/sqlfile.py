@@ -40,7 +40,8 @@ class Query:
             missing = sorted(self.params - given)
             extra = sorted(given - self.params)
             raise TypeError(
-                f"query {self.name} ({self.source}): missing {missing}, unexpected {extra}")
+                f"query {self.name} ({self.source}): missing {missing}, unexpected {extra}"
+            )
         return params
 
     def __repr__(self):
@@ -66,7 +67,8 @@ def parse(text, source="<string>"):
             raise QueryFileError(f"{source}:{start}: query {name} holds more than one statement")
         if "%" in PARAM_OR_LITERAL.sub("", sql):
             raise QueryFileError(
-                f"{source}:{start}: query {name} has a '%' that is not a %(param)s")
+                f"{source}:{start}: query {name} has a '%' that is not a %(param)s"
+            )
         if name in queries:
             raise QueryFileError(f"{source}:{start}: query {name} is defined twice")
         queries[name] = Query(name, sql, source)
@@ -94,7 +96,8 @@ def load_dir(path):
         for name in found:
             if name in queries:
                 raise QueryFileError(
-                    f"{filename}: query {name} is already defined in {queries[name].source}")
+                    f"{filename}: query {name} is already defined in {queries[name].source}"
+                )
         queries.update(found)
     if not queries:
         raise QueryFileError(f"{path} holds no queries")

@@ -1,8 +1,9 @@
 """Accounts: /api/create, /api/login, /api/logout, /api/profile/{userId}, operator grants."""
 
-from .. import errors, security
-from ..actions import users
-from .base import ApiHandler
+from chat import errors
+from chat.actions import users
+from chat.auth import passwords
+from chat.web.base import ApiHandler
 
 
 class CreateUserHandler(ApiHandler):
@@ -38,7 +39,7 @@ class GrantHandler(ApiHandler):
 
     async def post(self, user_id):
         given = self.request.headers.get("X-Admin-Key", "")
-        if not security.admin_key_matches(given, self.ctx.settings.admin_key):
+        if not passwords.admin_key_matches(given, self.ctx.settings.admin_key):
             raise errors.Forbidden("A valid X-Admin-Key is required.")
         user = await users.grant(self.ctx, user_id, self.json_body("grant"))
         self.reply(200, {"user": user})

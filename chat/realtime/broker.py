@@ -124,22 +124,21 @@ class RedisBroker:
 
     PING_INTERVAL = 5.0
 
-    def __init__(self, url, *, prefix="chat:", max_pending=10000,
-                 retry_min=0.1, retry_max=3.0):
+    def __init__(self, url, *, prefix="chat:", max_pending=10000, retry_min=0.1, retry_max=3.0):
         self._url = url
         self._prefix = prefix
         self._revocation_channel = (prefix + "revocations").encode()
         self._origin = secrets.token_hex(8)  # tells our own revocations apart
         self._retry_min = retry_min
         self._retry_max = retry_max
-        self._rooms = {}             # room id -> listeners in this process
-        self._channel_rooms = {}     # channel -> room id, for every room in _rooms
-        self._ready = {}             # room id -> future of subscribe()
+        self._rooms = {}  # room id -> listeners in this process
+        self._channel_rooms = {}  # channel -> room id, for every room in _rooms
+        self._ready = {}  # room id -> future of subscribe()
         self._revocation_listeners = set()
         # What the current PubSub connection was told, and SUBSCRIBEs not yet confirmed.
         self._subscribed = set()
         self._unconfirmed = collections.Counter()
-        self._resync = set()         # room channels subscribed anew after being down
+        self._resync = set()  # room channels subscribed anew after being down
         self._room_outbox = collections.deque(maxlen=max_pending)
         self._revocation_outbox = collections.deque()
         self._dropped = 0
@@ -166,12 +165,12 @@ class RedisBroker:
         who = f"{socket.gethostname()}:{os.getpid()}"
         # One retry replaces a pooled connection that went stale in an outage.
         self._redis = aioredis.Redis.from_url(
-            self._url, retry=Retry(NoBackoff(), 1), client_name=f"chat-publish:{who}",
-            **options)
+            self._url, retry=Retry(NoBackoff(), 1), client_name=f"chat-publish:{who}", **options
+        )
         # No retries: redis-py would reconnect the subscription behind our back.
         self._sub_redis = aioredis.Redis.from_url(
-            self._url, retry=Retry(NoBackoff(), 0), client_name=f"chat-subscribe:{who}",
-            **options)
+            self._url, retry=Retry(NoBackoff(), 0), client_name=f"chat-subscribe:{who}", **options
+        )
         self._pubsub = self._sub_redis.pubsub()
         self._lock = asyncio.Lock()
         self._wake_writer = asyncio.Event()
@@ -208,8 +207,11 @@ class RedisBroker:
         if len(self._room_outbox) == self._room_outbox.maxlen:
             self._dropped += 1
             if self._dropped == 1:
-                log.warning("%d room events are waiting for Redis; dropping the oldest "
-                            "(subscribers catch up from the database)", len(self._room_outbox))
+                log.warning(
+                    "%d room events are waiting for Redis; dropping the oldest "
+                    "(subscribers catch up from the database)",
+                    len(self._room_outbox),
+                )
         self._room_outbox.append((self._room_channel(room_id), _dumps(event)))
         self._wake()
 
@@ -219,7 +221,8 @@ class RedisBroker:
     def revoke_token(self, jti):
         _deliver(self._revocation_listeners, jti)
         self._revocation_outbox.append(
-            (self._revocation_channel, _dumps({"jti": jti, "origin": self._origin})))
+            (self._revocation_channel, _dumps({"jti": jti, "origin": self._origin}))
+        )
         self._wake()
 
     @property
@@ -242,7 +245,7 @@ class RedisBroker:
         if queued and self._sub_ok:
             try:
                 await asyncio.wait_for(self._flush(), 2)
-            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, RedisError, OSError) as exc:
                 log.warning("could not send %d queued events to Redis: %s", queued, exc)
         await self._pubsub.aclose()
         await self._sub_redis.aclose()
@@ -340,8 +343,7 @@ class RedisBroker:
             if connection is None or not connection.is_connected:
                 # parse_response() would quietly reconnect; do it the logged way.
                 raise aioredis.ConnectionError("the Redis subscription connection was closed")
-            response = await self._pubsub.parse_response(block=False,
-                                                         timeout=self.PING_INTERVAL)
+            response = await self._pubsub.parse_response(block=False, timeout=self.PING_INTERVAL)
             if response is None:
                 if pinged:
                     raise aioredis.TimeoutError("Redis did not answer a ping")
@@ -426,8 +428,9 @@ class RedisBroker:
             # Back to the front, before anything queued meanwhile; past the
             # bound the oldest room events go.
             self._revocation_outbox.extendleft(reversed(revocations))
-            self._room_outbox = collections.deque(events + list(self._room_outbox),
-                                                  maxlen=self._room_outbox.maxlen)
+            self._room_outbox = collections.deque(
+                events + list(self._room_outbox), maxlen=self._room_outbox.maxlen
+            )
             raise
 
     # -- health --------------------------------------------------------------
@@ -448,14 +451,18 @@ class RedisBroker:
         self._was_healthy = healthy
         if healthy:
             self._dropped = 0
-            log.info("Redis %s at %s", "connected" if first else "reconnected",
-                     _safe_url(self._url))
+            log.info(
+                "Redis %s at %s", "connected" if first else "reconnected", _safe_url(self._url)
+            )
             self._wake()
         else:
             self._outages += 1
-            log.warning("Redis unreachable at %s (%s); messages are still stored, "
-                        "fan-out to other processes resumes on reconnect",
-                        _safe_url(self._url), error)
+            log.warning(
+                "Redis unreachable at %s (%s); messages are still stored, "
+                "fan-out to other processes resumes on reconnect",
+                _safe_url(self._url),
+                error,
+            )
 
     def _spawn(self, coro):
         task = asyncio.get_running_loop().create_task(coro)

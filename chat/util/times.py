@@ -5,7 +5,7 @@ import datetime
 
 def utcnow():
     """The current UTC time, naive, cut to the milliseconds a DATETIME(3) keeps."""
-    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 

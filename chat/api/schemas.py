@@ -1,7 +1,7 @@
 """JSON Schemas of every request body and WebSocket frame, compiled once.
 
 The same documents feed validation and the OpenAPI document
-(``chat/openapi.py``). ``minUtf8Bytes`` / ``maxUtf8Bytes`` are this project's
+(``chat/api/openapi.py``). ``minUtf8Bytes`` / ``maxUtf8Bytes`` are this project's
 own keywords: bcrypt reads at most 72 bytes, so a password is measured in bytes.
 Error messages name the field and the rule, and never repeat the value sent
 (it may be a password).
@@ -10,8 +10,8 @@ Error messages name the field and the rule, and never repeat the value sent
 import jsonschema
 from jsonschema import validators
 
-from . import errors
-from .schema_check import compile_schema
+from chat import errors
+from chat.api.predicates import compile_schema
 
 # The characters of every id: userIds (chosen at registration), roomIds and
 # requestIds (given out by the server). No other can match a stored id, and
@@ -21,16 +21,26 @@ from .schema_check import compile_schema
 ID_CHARS = "[A-Za-z0-9_.-]"
 PATH_ID = f"({ID_CHARS}+)"
 
-USER_ID = {"type": "string", "pattern": f"^{ID_CHARS}{{3,64}}$",
-           "description": "3-64 characters of A-Z a-z 0-9 _ . -"}
-OPAQUE_ID = {"type": "string", "pattern": f"^{ID_CHARS}{{1,64}}$",
-             "description": "an id as the server gave it out: 1-64 characters of A-Z a-z 0-9 _ . -"}
-NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S",
-        "description": "1-64 characters, not only spaces"}
+USER_ID = {
+    "type": "string",
+    "pattern": f"^{ID_CHARS}{{3,64}}$",
+    "description": "3-64 characters of A-Z a-z 0-9 _ . -",
+}
+OPAQUE_ID = {
+    "type": "string",
+    "pattern": f"^{ID_CHARS}{{1,64}}$",
+    "description": "an id as the server gave it out: 1-64 characters of A-Z a-z 0-9 _ . -",
+}
+NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "pattern": "\\S",
+    "description": "1-64 characters, not only spaces",
+}
 PASSWORD = {"type": "string", "minUtf8Bytes": 8, "maxUtf8Bytes": 72}
 ROOM_PASSWORD = {"type": "string", "minUtf8Bytes": 4, "maxUtf8Bytes": 72}
-PHONE = {"type": "string", "pattern": "^\\+[0-9]{7,15}$",
-         "description": "'+' and 7-15 digits"}
+PHONE = {"type": "string", "pattern": "^\\+[0-9]{7,15}$", "description": "'+' and 7-15 digits"}
 COINS = {"type": "integer", "minimum": 0, "maximum": 1000000000}
 SEQ = {"type": "integer", "minimum": 0}
 CONTENT = {"type": "string", "minLength": 1, "maxLength": 4000}
@@ -38,62 +48,110 @@ CLIENT_MSG_ID = {"type": "string", "minLength": 1, "maxLength": 64}
 
 
 def _object(required, properties, **extra):
-    return {"type": "object", "required": list(required), "properties": properties,
-            "additionalProperties": False, **extra}
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": properties,
+        "additionalProperties": False,
+        **extra,
+    }
 
 
 REQUESTS = {
     "create_user": _object(
         ["userId", "deviceId", "name", "phone", "password"],
-        {"userId": USER_ID, "deviceId": {"type": "string", "minLength": 1, "maxLength": 128},
-         "name": NAME, "phone": PHONE, "password": PASSWORD,
-         "availCoins": COINS, "isPrime": {"type": "boolean"}}),
+        {
+            "userId": USER_ID,
+            "deviceId": {"type": "string", "minLength": 1, "maxLength": 128},
+            "name": NAME,
+            "phone": PHONE,
+            "password": PASSWORD,
+            "availCoins": COINS,
+            "isPrime": {"type": "boolean"},
+        },
+    ),
     "login": _object(
         ["password"],
-        {"userId": USER_ID, "phone": PHONE, "password": {"type": "string", "maxLength": 1024},
-         "deviceId": {"type": "string", "minLength": 1, "maxLength": 128}},
-        oneOf=[{"required": ["userId"]}, {"required": ["phone"]}]),
+        {
+            "userId": USER_ID,
+            "phone": PHONE,
+            "password": {"type": "string", "maxLength": 1024},
+            "deviceId": {"type": "string", "minLength": 1, "maxLength": 128},
+        },
+        oneOf=[{"required": ["userId"]}, {"required": ["phone"]}],
+    ),
     "grant": _object(
-        [], {"coins": {"type": "integer", "minimum": 1, "maximum": 1000000000},
-             "isPrime": {"type": "boolean"}},
-        minProperties=1),
+        [],
+        {
+            "coins": {"type": "integer", "minimum": 1, "maximum": 1000000000},
+            "isPrime": {"type": "boolean"},
+        },
+        minProperties=1,
+    ),
     "create_room": _object(["name", "password"], {"name": NAME, "password": ROOM_PASSWORD}),
     "invite": _object(["roomId", "userId"], {"roomId": OPAQUE_ID, "userId": USER_ID}),
     "join_room": _object(
-        [], {"roomId": OPAQUE_ID, "password": {"type": "string", "maxLength": 1024},
-             "inviteToken": {"type": "string", "minLength": 1, "maxLength": 256}},
-        oneOf=[{"required": ["roomId", "password"]}, {"required": ["inviteToken"]}]),
+        [],
+        {
+            "roomId": OPAQUE_ID,
+            "password": {"type": "string", "maxLength": 1024},
+            "inviteToken": {"type": "string", "minLength": 1, "maxLength": 256},
+        },
+        oneOf=[{"required": ["roomId", "password"]}, {"required": ["inviteToken"]}],
+    ),
     "send_message": _object(
         ["roomId", "content"],
-        {"roomId": OPAQUE_ID, "content": CONTENT, "clientMsgId": CLIENT_MSG_ID}),
+        {"roomId": OPAQUE_ID, "content": CONTENT, "clientMsgId": CLIENT_MSG_ID},
+    ),
     "friend_request": _object(["userId"], {"userId": USER_ID}),
 }
 
 QUERIES = {
     "list_messages": _object(
         ["roomId"],
-        {"roomId": OPAQUE_ID, "after": SEQ, "before": SEQ,
-         "limit": {"type": "integer", "minimum": 1, "maximum": 200}}),
+        {
+            "roomId": OPAQUE_ID,
+            "after": SEQ,
+            "before": SEQ,
+            "limit": {"type": "integer", "minimum": 1, "maximum": 200},
+        },
+    ),
     "list_friend_requests": _object(
-        [], {"direction": {"enum": ["incoming", "outgoing"]},
-             "status": {"enum": ["pending", "accepted", "declined"]}}),
+        [],
+        {
+            "direction": {"enum": ["incoming", "outgoing"]},
+            "status": {"enum": ["pending", "accepted", "declined"]},
+        },
+    ),
 }
 
 _REF = {"type": "string", "maxLength": 64}
 
 FRAMES = {
-    "auth": _object(["type", "token"], {"type": {"const": "auth"},
-                                        "token": {"type": "string", "maxLength": 4096},
-                                        "ref": _REF}),
-    "subscribe": _object(["type", "roomId"], {"type": {"const": "subscribe"},
-                                              "roomId": OPAQUE_ID, "after": SEQ, "ref": _REF}),
-    "unsubscribe": _object(["type", "roomId"], {"type": {"const": "unsubscribe"},
-                                                "roomId": OPAQUE_ID, "ref": _REF}),
-    "message": _object(["type", "roomId", "content"],
-                       {"type": {"const": "message"}, "roomId": OPAQUE_ID, "content": CONTENT,
-                        "clientMsgId": CLIENT_MSG_ID, "ref": _REF}),
-    "typing": _object(["type", "roomId"], {"type": {"const": "typing"},
-                                           "roomId": OPAQUE_ID, "ref": _REF}),
+    "auth": _object(
+        ["type", "token"],
+        {"type": {"const": "auth"}, "token": {"type": "string", "maxLength": 4096}, "ref": _REF},
+    ),
+    "subscribe": _object(
+        ["type", "roomId"],
+        {"type": {"const": "subscribe"}, "roomId": OPAQUE_ID, "after": SEQ, "ref": _REF},
+    ),
+    "unsubscribe": _object(
+        ["type", "roomId"], {"type": {"const": "unsubscribe"}, "roomId": OPAQUE_ID, "ref": _REF}
+    ),
+    "message": _object(
+        ["type", "roomId", "content"],
+        {
+            "type": {"const": "message"},
+            "roomId": OPAQUE_ID,
+            "content": CONTENT,
+            "clientMsgId": CLIENT_MSG_ID,
+            "ref": _REF,
+        },
+    ),
+    "typing": _object(
+        ["type", "roomId"], {"type": {"const": "typing"}, "roomId": OPAQUE_ID, "ref": _REF}
+    ),
     "ping": _object(["type"], {"type": {"const": "ping"}, "ref": _REF}),
 }
 
@@ -102,16 +160,26 @@ def _utf8_bytes(limit_ok, word):
     def check(validator, limit, instance, schema):
         if isinstance(instance, str) and not limit_ok(len(instance.encode("utf-8")), limit):
             yield jsonschema.ValidationError(f"must be {word} {limit} bytes in UTF-8")
+
     return check
 
 
-Validator = validators.extend(jsonschema.Draft202012Validator, {
-    "minUtf8Bytes": _utf8_bytes(lambda n, limit: n >= limit, "at least"),
-    "maxUtf8Bytes": _utf8_bytes(lambda n, limit: n <= limit, "at most"),
-})
+Validator = validators.extend(
+    jsonschema.Draft202012Validator,
+    {
+        "minUtf8Bytes": _utf8_bytes(lambda n, limit: n >= limit, "at least"),
+        "maxUtf8Bytes": _utf8_bytes(lambda n, limit: n <= limit, "at most"),
+    },
+)
 
-_TYPE_WORDS = {"string": "a string", "integer": "an integer", "boolean": "true or false",
-               "object": "an object", "number": "a number", "array": "a list"}
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "boolean": "true or false",
+    "object": "an object",
+    "number": "a number",
+    "array": "a list",
+}
 
 
 def _message(error):
@@ -146,18 +214,28 @@ def _errors(error):
     v = error.validator
     if v == "required":
         present = error.instance if isinstance(error.instance, dict) else {}
-        return [{"field": name, "message": "is required"}
-                for name in error.validator_value if name not in present]
+        return [
+            {"field": name, "message": "is required"}
+            for name in error.validator_value
+            if name not in present
+        ]
     if v == "additionalProperties":
         allowed = error.schema.get("properties", {})
-        return [{"field": name, "message": "is not allowed here"}
-                for name in error.instance if name not in allowed]
+        return [
+            {"field": name, "message": "is not allowed here"}
+            for name in error.instance
+            if name not in allowed
+        ]
     if v == "oneOf":
         choices = [" and ".join(alt["required"]) for alt in error.validator_value]
         return [{"field": "", "message": "give exactly one of: " + "; or ".join(choices)}]
     if v == "minProperties":
-        return [{"field": "", "message": "give at least one of: "
-                 + ", ".join(error.schema.get("properties", {}))}]
+        return [
+            {
+                "field": "",
+                "message": "give at least one of: " + ", ".join(error.schema.get("properties", {})),
+            }
+        ]
     return [{"field": _field(error), "message": _message(error)}]
 
 

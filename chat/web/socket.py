@@ -21,10 +21,11 @@ import urllib.parse
 from tornado import ioloop, websocket
 from tornado.iostream import StreamClosedError
 
-from .. import errors, schemas
-from ..actions import messages
-from ..hub import encode
-from .base import JsonErrors, authenticate, bearer_token
+from chat import errors
+from chat.actions import messages
+from chat.api import schemas
+from chat.realtime.hub import encode
+from chat.web.base import JsonErrors, authenticate, bearer_token
 
 log = logging.getLogger("chat.ws")
 
@@ -67,8 +68,8 @@ class SocketHandler(JsonErrors, websocket.WebSocketHandler):
         self.hub = hub
         self.claims = None
         self.max_pending = ctx.settings.ws_max_buffer_bytes
-        self._pending = 0   # bytes handed to the connection and not yet to the kernel
-        self._out = []      # frames queued for the next write
+        self._pending = 0  # bytes handed to the connection and not yet to the kernel
+        self._out = []  # frames queued for the next write
         self._out_bytes = 0
         self._out_written = None  # resolves once the queued frames are written
         self._timer = None  # the auth deadline, then the token's expiry
@@ -107,8 +108,11 @@ class SocketHandler(JsonErrors, websocket.WebSocketHandler):
             self._start_session(None)
         else:
             self._timer = ioloop.IOLoop.current().call_later(
-                self.ctx.settings.ws_auth_timeout, self.close, CLOSE_UNAUTHORIZED,
-                "authentication timed out")
+                self.ctx.settings.ws_auth_timeout,
+                self.close,
+                CLOSE_UNAUTHORIZED,
+                "authentication timed out",
+            )
 
     def _start_session(self, ref):
         if not self.hub.attach(self):
@@ -116,8 +120,11 @@ class SocketHandler(JsonErrors, websocket.WebSocketHandler):
             return
         self._cancel_timer()
         self._timer = ioloop.IOLoop.current().call_later(
-            max(0.0, self.claims["exp"] - time.time()), self.close, CLOSE_UNAUTHORIZED,
-            "token expired")
+            max(0.0, self.claims["exp"] - time.time()),
+            self.close,
+            CLOSE_UNAUTHORIZED,
+            "token expired",
+        )
         self.send_json({"type": "ready", "userId": self.user_id}, ref)
 
     def _cancel_timer(self):
@@ -141,8 +148,9 @@ class SocketHandler(JsonErrors, websocket.WebSocketHandler):
             kind = frame.get("type")
             schema = schemas.FRAME.get(kind) if isinstance(kind, str) else None
             if schema is None:
-                raise errors.ValidationFailed([{
-                    "field": "type", "message": "must be one of: " + ", ".join(schemas.FRAME)}])
+                raise errors.ValidationFailed(
+                    [{"field": "type", "message": "must be one of: " + ", ".join(schemas.FRAME)}]
+                )
             schema.validate(frame)
             if kind == "auth":
                 await self._auth(frame, ref)
@@ -185,8 +193,9 @@ class SocketHandler(JsonErrors, websocket.WebSocketHandler):
 
     async def _frame_typing(self, frame, ref):
         room_id = frame["roomId"]
-        await messages.typing(self.ctx, self.user_id, room_id,
-                              member_known=self.hub.is_subscribed(self, room_id))
+        await messages.typing(
+            self.ctx, self.user_id, room_id, member_known=self.hub.is_subscribed(self, room_id)
+        )
 
     async def _frame_ping(self, frame, ref):
         self.send_json({"type": "pong"}, ref)
@@ -252,8 +261,11 @@ class SocketHandler(JsonErrors, websocket.WebSocketHandler):
         """Disconnect a client that does not read what it is sent."""
         if self.ws_connection is None or self.ws_connection.stream.closed():
             return
-        log.warning("disconnecting %s: %d bytes of output wait unread",
-                    self.claims["sub"] if self.claims else "a client", self._pending)
+        log.warning(
+            "disconnecting %s: %d bytes of output wait unread",
+            self.claims["sub"] if self.claims else "a client",
+            self._pending,
+        )
         self.hub.remove(self)
         # A close frame would only queue behind what the client does not read.
         self.ws_connection.stream.close()

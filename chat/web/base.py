@@ -5,7 +5,8 @@ import logging
 
 from tornado import web
 
-from .. import errors, schemas
+from chat import errors
+from chat.api import schemas
 
 log = logging.getLogger("chat.http")
 
@@ -117,7 +118,8 @@ class ApiHandler(JsonErrors, web.RequestHandler):
                     value = int(value)
                 except ValueError:
                     raise errors.ValidationFailed(
-                        [{"field": name, "message": "must be an integer"}]) from None
+                        [{"field": name, "message": "must be an integer"}]
+                    ) from None
             args[name] = value
         return schemas.QUERY[schema_name].validate(args)
 

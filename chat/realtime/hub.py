@@ -29,8 +29,8 @@ import json
 import logging
 import time
 
-from . import errors
-from .actions import messages
+from chat import errors
+from chat.actions import messages
 
 log = logging.getLogger("chat.hub")
 
@@ -66,8 +66,17 @@ def _background(awaitable, what):
 class Subscription:
     """One socket's subscription to one room."""
 
-    __slots__ = ("socket", "channel", "user_key", "start", "verified", "active", "sent",
-                 "backlog", "backlog_bytes")
+    __slots__ = (
+        "socket",
+        "channel",
+        "user_key",
+        "start",
+        "verified",
+        "active",
+        "sent",
+        "backlog",
+        "backlog_bytes",
+    )
 
     def __init__(self, socket, channel):
         self.socket = socket
@@ -76,10 +85,10 @@ class Subscription:
         # The channel feeds this subscription every message above ``start``;
         # None until the channel knows where the room stands.
         self.start = channel.last
-        self.verified = False    # membership checked
+        self.verified = False  # membership checked
         self.active = True
-        self.sent = None         # the last seq handed to the socket
-        self.backlog = []        # (seq or None, frame) held until go_live(); then None
+        self.sent = None  # the last seq handed to the socket
+        self.backlog = []  # (seq or None, frame) held until go_live(); then None
         self.backlog_bytes = 0
 
     def deliver(self, seq, frame):
@@ -111,9 +120,9 @@ class Channel:
     def __init__(self, hub, room_id):
         self.hub = hub
         self.room_id = room_id
-        self.subs = {}        # socket -> Subscription
-        self.last = None      # the last seq delivered here; None until start()
-        self.pending = {}     # seq -> encoded frame, for messages that arrived early
+        self.subs = {}  # socket -> Subscription
+        self.last = None  # the last seq delivered here; None until start()
+        self.pending = {}  # seq -> encoded frame, for messages that arrived early
         self.closed = False
         self._resync = False  # read everything stored above last
         self._filling = None
@@ -194,10 +203,15 @@ class Channel:
                 upto = messages.NO_UPPER_BOUND - 1 if everything else min(self.pending) - 1
                 try:
                     found = await messages.messages_between(
-                        self.hub.ctx, self.room_id, self.last, upto)
+                        self.hub.ctx, self.room_id, self.last, upto
+                    )
                 except Exception as exc:
-                    log.warning("room %s: cannot read the messages after seq %d yet: %s",
-                                self.room_id, self.last, exc)
+                    log.warning(
+                        "room %s: cannot read the messages after seq %d yet: %s",
+                        self.room_id,
+                        self.last,
+                        exc,
+                    )
                     found = None
                 if everything and found is not None and len(found) < messages.MAX_LIMIT:
                     self._resync = False  # caught up with the database
@@ -225,11 +239,11 @@ class Hub:
     def __init__(self, ctx):
         self.ctx = ctx
         self.broker = ctx.broker
-        self._channels = {}     # room_id -> Channel
-        self._sockets = set()   # every open socket, authenticated or not
-        self._subs = {}         # authenticated socket -> {room_id: Subscription}
-        self._by_jti = {}       # token id -> sockets opened with it
-        self._revoked = {}      # token id -> when its revocation arrived
+        self._channels = {}  # room_id -> Channel
+        self._sockets = set()  # every open socket, authenticated or not
+        self._subs = {}  # authenticated socket -> {room_id: Subscription}
+        self._by_jti = {}  # token id -> sockets opened with it
+        self._revoked = {}  # token id -> when its revocation arrived
         self._rechecking = None  # the task re-checking open sockets' tokens
         ctx.broker.on_revocation(self._on_revocation)
 
@@ -260,7 +274,7 @@ class Hub:
             await asyncio.sleep(self.ctx.settings.token_recheck)
             jtis = list(self._by_jti)
             for start in range(0, len(jtis), TOKEN_CHECK_BATCH):
-                batch = tuple(jtis[start:start + TOKEN_CHECK_BATCH])
+                batch = tuple(jtis[start : start + TOKEN_CHECK_BATCH])
                 try:
                     rows = await self.ctx.db.fetch_all("revoked_among", jtis=batch)
                 except Exception as exc:
@@ -341,8 +355,9 @@ class Hub:
         while sub.active and sent < sub.start:
             found = await messages.messages_between(self.ctx, room_id, sent, sub.start)
             if not found:
-                log.error("room %s: seqs %d-%d missing from the database",
-                          room_id, sent + 1, sub.start)
+                log.error(
+                    "room %s: seqs %d-%d missing from the database", room_id, sent + 1, sub.start
+                )
                 break
             written = None
             for message in found:

@@ -20,8 +20,8 @@ others as soon as the broker delivers it (milliseconds), or at the latest
 import collections
 import time
 
-from .db.lookup import BatchedLookup
-from .lru import Lru
+from chat.db.lookup import BatchedLookup
+from chat.util.lru import Lru
 
 
 class Revocations:
@@ -32,8 +32,8 @@ class Revocations:
         self._size = size
         self._clock = clock
         self._revoked = collections.OrderedDict()  # jti -> when it can be forgotten
-        self._clean = Lru(size)                    # jti -> when the database said "not revoked"
-        self._heard = 0                            # logouts heard of so far
+        self._clean = Lru(size)  # jti -> when the database said "not revoked"
+        self._heard = 0  # logouts heard of so far
         self._outages = broker.outages
         # Tokens seen for the first time at the same moment (a burst of
         # logins, sockets reconnecting after a restart) share one query.
@@ -71,7 +71,6 @@ class Revocations:
         revoked = await self._revoked_rows.get(jti) is not None
         if revoked:
             self._remember_revoked(jti, self._clock() + self._token_ttl)
-        elif (heard == self._heard and outages == self._broker.outages
-              and self._broker.healthy):
+        elif heard == self._heard and outages == self._broker.outages and self._broker.healthy:
             self._clean.put(jti, self._clock())
         return revoked

@@ -1,7 +1,7 @@
 """Rooms: /api/chatrooms, /api/invite, /api/joinroom, leaving."""
 
-from ..actions import rooms
-from .base import ApiHandler
+from chat.actions import rooms
+from chat.web.base import ApiHandler
 
 
 class RoomsHandler(ApiHandler):

@@ -1,4 +1,4 @@
-"""The compiled predicates of ``chat/schema_check.py`` against jsonschema itself.
+"""The compiled predicates of ``chat/api/predicates.py`` against jsonschema itself.
 
 For every request, query and frame schema, thousands of generated bodies
 (valid ones, and ones with a field missing, extra, empty, too long, of the
@@ -13,22 +13,87 @@ import random
 
 import pytest
 
-from chat import schemas
-from chat.schema_check import UnsupportedSchema, compile_schema
+from chat.api import schemas
+from chat.api.predicates import UnsupportedSchema, compile_schema
 
-SCHEMAS = {f"{group}.{name}": schema
-           for group, table in (("request", schemas.REQUESTS), ("query", schemas.QUERIES),
-                                ("frame", schemas.FRAMES))
-           for name, schema in table.items()}
+SCHEMAS = {
+    f"{group}.{name}": schema
+    for group, table in (
+        ("request", schemas.REQUESTS),
+        ("query", schemas.QUERIES),
+        ("frame", schemas.FRAMES),
+    )
+    for name, schema in table.items()
+}
 
-STRINGS = ["", " ", "a", "ab", "abc", "ab c", "user_1.x-y", "UPPER.case", "a/b", "a b",
-           "é", "ééé", "日本語", "\U0001F600" * 18, "\U0001F600" * 19, "x" * 7, "x" * 8,
-           "x" * 63, "x" * 64, "x" * 65, "x" * 72, "x" * 73, "x" * 200, "x" * 1024,
-           "x" * 1025, "x" * 4000, "x" * 4001, "+15550100001", "+1555", "+1234567890123456",
-           "15550100001", "incoming", "outgoing", "pending", "accepted", "declined",
-           "auth", "subscribe", "message", "typing", "ping", "unsubscribe", "\n", "\t x"]
-OTHERS = [None, True, False, 0, 1, -1, 2, 150, 199, 200, 201, 10**9, 10**9 + 1, 2**70,
-          5.0, 1.5, [], ["a"], {}, {"a": 1}]
+STRINGS = [
+    "",
+    " ",
+    "a",
+    "ab",
+    "abc",
+    "ab c",
+    "user_1.x-y",
+    "UPPER.case",
+    "a/b",
+    "a b",
+    "é",
+    "ééé",
+    "日本語",
+    "\U0001f600" * 18,
+    "\U0001f600" * 19,
+    "x" * 7,
+    "x" * 8,
+    "x" * 63,
+    "x" * 64,
+    "x" * 65,
+    "x" * 72,
+    "x" * 73,
+    "x" * 200,
+    "x" * 1024,
+    "x" * 1025,
+    "x" * 4000,
+    "x" * 4001,
+    "+15550100001",
+    "+1555",
+    "+1234567890123456",
+    "15550100001",
+    "incoming",
+    "outgoing",
+    "pending",
+    "accepted",
+    "declined",
+    "auth",
+    "subscribe",
+    "message",
+    "typing",
+    "ping",
+    "unsubscribe",
+    "\n",
+    "\t x",
+]
+OTHERS = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    2,
+    150,
+    199,
+    200,
+    201,
+    10**9,
+    10**9 + 1,
+    2**70,
+    5.0,
+    1.5,
+    [],
+    ["a"],
+    {},
+    {"a": 1},
+]
 
 
 def candidates(schema):
@@ -76,16 +141,19 @@ def test_the_predicate_agrees_with_jsonschema(name):
         assert not fast(other) or validator.is_valid(other)
 
 
-@pytest.mark.parametrize("schema", [
-    {"type": "number"},
-    {"type": "array"},
-    {"anyOf": [{"required": ["a"]}]},
-    {"oneOf": [{"required": ["a"], "properties": {"a": {"type": "string"}}}]},
-    {"properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "string"}},
-    {"enum": [1, 2]},
-    {"minimum": 0.5},
-    {"format": "email"},
-])
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "number"},
+        {"type": "array"},
+        {"anyOf": [{"required": ["a"]}]},
+        {"oneOf": [{"required": ["a"], "properties": {"a": {"type": "string"}}}]},
+        {"properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "string"}},
+        {"enum": [1, 2]},
+        {"minimum": 0.5},
+        {"format": "email"},
+    ],
+)
 def test_a_keyword_it_does_not_know_is_refused_at_compile_time(schema):
     with pytest.raises(UnsupportedSchema):
         compile_schema(schema)

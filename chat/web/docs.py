@@ -1,7 +1,7 @@
 """GET /api/openapi.json: the API's OpenAPI 3.1 document."""
 
-from .. import openapi
-from .base import ApiHandler
+from chat.api import openapi
+from chat.web.base import ApiHandler
 
 
 class OpenApiHandler(ApiHandler):

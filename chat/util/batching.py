@@ -59,8 +59,8 @@ class Batcher:
     async def _work(self):
         try:
             while self._queue:
-                batch = self._queue[:self._max_batch]
-                del self._queue[:self._max_batch]
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
                 try:
                     await self._handle(batch)
                 except Exception as exc:  # the batch failed as a whole: so did its items

@@ -1,4 +1,4 @@
-"""A fast yes for the JSON Schemas of ``chat/schemas.py``: one plain Python predicate each.
+"""A fast yes for the JSON Schemas of ``chat/api/schemas.py``: one plain Python predicate each.
 
 jsonschema walks a schema keyword by keyword on every call (about 50 µs
 for a join or message body here); the predicates built here answer the common
@@ -26,8 +26,7 @@ class UnsupportedSchema(ValueError):
 
 def compile_schema(schema):
     """A predicate ``check(instance) -> bool`` that is True only for valid instances."""
-    checks = [_compile_keyword(schema, keyword) for keyword in schema
-              if keyword not in _IGNORED]
+    checks = [_compile_keyword(schema, keyword) for keyword in schema if keyword not in _IGNORED]
     checks = tuple(check for check in checks if check is not None)
     if len(checks) == 1:
         return checks[0]
@@ -37,6 +36,7 @@ def compile_schema(schema):
             if not check(instance):
                 return False
         return True
+
     return check_all
 
 
@@ -91,6 +91,7 @@ def _properties(properties, additional):
             elif not sub(item):
                 return False
         return True
+
     return check
 
 
@@ -104,6 +105,7 @@ def _one_of_required(alternatives):
 
     def check(x):
         return type(x) is dict and sum(all(n in x for n in names) for names in groups) == 1
+
     return check
 
 

@@ -1,10 +1,7 @@
-"""Password hashing, login tokens and invitation tokens.
+"""Password hashing and checking, and the operator's admin key.
 
 bcrypt is slow on purpose (about 270 ms a hash at cost 12), so it runs in a
-thread pool and never on the IO loop. Login tokens are HS256 JWTs carrying
-``sub`` (the userId), ``jti``, ``iat`` and ``exp``; logout revokes a token by
-its ``jti``. Invitation tokens are 256 random bits, of which only the SHA-256
-is stored.
+thread pool and never on the IO loop.
 """
 
 import asyncio
@@ -13,15 +10,11 @@ import hashlib
 import hmac
 import os
 import secrets
-import time
-import uuid
 
 import bcrypt
-import jwt
 
-from .lru import Lru
+from chat.util.lru import Lru
 
-ALGORITHM = "HS256"
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further
 
 
@@ -29,7 +22,8 @@ class PasswordHasher:
     def __init__(self, rounds, workers=None):
         self.rounds = rounds
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=workers or os.cpu_count() or 2, thread_name_prefix="bcrypt")
+            max_workers=workers or os.cpu_count() or 2, thread_name_prefix="bcrypt"
+        )
         # Checked against when the user does not exist, so a failed login
         # takes as long whether or not the account is there.
         self._decoy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds))
@@ -38,7 +32,8 @@ class PasswordHasher:
         salt = bcrypt.gensalt(self.rounds)
         loop = asyncio.get_running_loop()
         hashed = await loop.run_in_executor(
-            self._executor, bcrypt.hashpw, password.encode("utf-8"), salt)
+            self._executor, bcrypt.hashpw, password.encode("utf-8"), salt
+        )
         return hashed.decode("ascii")
 
     async def verify(self, password, hashed):
@@ -52,7 +47,8 @@ class PasswordHasher:
         target = hashed.encode("ascii") if usable else self._decoy
         loop = asyncio.get_running_loop()
         ok = await loop.run_in_executor(
-            self._executor, bcrypt.checkpw, secret[:MAX_PASSWORD_BYTES], target)
+            self._executor, bcrypt.checkpw, secret[:MAX_PASSWORD_BYTES], target
+        )
         return ok and usable
 
     def close(self):
@@ -109,71 +105,12 @@ class VerifiedPasswords:
             done.exception()  # retrieved: its waiters may all have gone
 
     def _digest(self, subject, password):
-        return hmac.new(self._key, subject.encode("utf-8") + b"\0" + password.encode("utf-8"),
-                        hashlib.sha256).digest()
-
-
-class TokenIssuer:
-    """Issues and checks login tokens.
-
-    A token's signature is checked once; its claims are then remembered
-    (bounded), while its expiry is checked on every use. Revocation is not
-    this class's business: callers check ``jti`` against the revocations.
-    """
-
-    def __init__(self, secret, ttl, cache_size=10000):
-        self._secret = secret
-        self.ttl = ttl
-        self._checked = Lru(cache_size)  # token -> claims
-
-    def issue(self, user_id, device_id=None):
-        """A new login token and its claims."""
-        now = int(time.time())
-        claims = {"sub": user_id, "jti": uuid.uuid4().hex, "iat": now, "exp": now + self.ttl}
-        if device_id:
-            claims["did"] = device_id
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), claims
-
-    def verify(self, token):
-        """The claims of a valid, unexpired token, or None for anything else."""
-        claims = self._checked.get(token)
-        if claims is not None:
-            if claims["exp"] > time.time():
-                self._checked.move_to_end(token)
-                return claims
-            del self._checked[token]
-            return None
-        claims = self._decode(token)
-        if claims is not None:
-            self._checked.put(token, claims)
-        return claims
-
-    def _decode(self, token):
-        try:
-            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM],
-                                options={"require": ["exp", "iat", "sub", "jti"]})
-        except jwt.PyJWTError:
-            return None
-        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
-            return None
-        return claims
-
-
-def new_invitation_token():
-    """A fresh invitation token (256 random bits) and the hash to store."""
-    token = secrets.token_urlsafe(32)
-    return token, invitation_hash(token)
-
-
-def invitation_hash(token):
-    return hashlib.sha256(token.encode("utf-8")).digest()
-
-
-def new_room_id():
-    """An unguessable room id: 96 random bits, 16 URL-safe characters."""
-    return secrets.token_urlsafe(12)
+        return hmac.new(
+            self._key, subject.encode("utf-8") + b"\0" + password.encode("utf-8"), hashlib.sha256
+        ).digest()
 
 
 def admin_key_matches(given, expected):
     return bool(expected) and secrets.compare_digest(
-        given.encode("utf-8"), expected.encode("utf-8"))
+        given.encode("utf-8"), expected.encode("utf-8")
+    )

@@ -6,7 +6,7 @@ stores and answers then, so it stays in the load balancer's rotation.
 
 import logging
 
-from .base import ApiHandler
+from chat.web.base import ApiHandler
 
 log = logging.getLogger("chat.health")
 

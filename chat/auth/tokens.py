@@ -1,0 +1,82 @@
+"""Login tokens, invitation tokens and room ids.
+
+Login tokens are HS256 JWTs carrying ``sub`` (the userId), ``jti``, ``iat``
+and ``exp``; logout revokes a token by its ``jti``. Invitation tokens are 256
+random bits, of which only the SHA-256 is stored.
+"""
+
+import hashlib
+import secrets
+import time
+import uuid
+
+import jwt
+
+from chat.util.lru import Lru
+
+ALGORITHM = "HS256"
+
+
+class TokenIssuer:
+    """Issues and checks login tokens.
+
+    A token's signature is checked once; its claims are then remembered
+    (bounded), while its expiry is checked on every use. Revocation is not
+    this class's business: callers check ``jti`` against the revocations.
+    """
+
+    def __init__(self, secret, ttl, cache_size=10000):
+        self._secret = secret
+        self.ttl = ttl
+        self._checked = Lru(cache_size)  # token -> claims
+
+    def issue(self, user_id, device_id=None):
+        """A new login token and its claims."""
+        now = int(time.time())
+        claims = {"sub": user_id, "jti": uuid.uuid4().hex, "iat": now, "exp": now + self.ttl}
+        if device_id:
+            claims["did"] = device_id
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), claims
+
+    def verify(self, token):
+        """The claims of a valid, unexpired token, or None for anything else."""
+        claims = self._checked.get(token)
+        if claims is not None:
+            if claims["exp"] > time.time():
+                self._checked.move_to_end(token)
+                return claims
+            del self._checked[token]
+            return None
+        claims = self._decode(token)
+        if claims is not None:
+            self._checked.put(token, claims)
+        return claims
+
+    def _decode(self, token):
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                options={"require": ["exp", "iat", "sub", "jti"]},
+            )
+        except jwt.PyJWTError:
+            return None
+        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
+            return None
+        return claims
+
+
+def new_invitation_token():
+    """A fresh invitation token (256 random bits) and the hash to store."""
+    token = secrets.token_urlsafe(32)
+    return token, invitation_hash(token)
+
+
+def invitation_hash(token):
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def new_room_id():
+    """An unguessable room id: 96 random bits, 16 URL-safe characters."""
+    return secrets.token_urlsafe(12)

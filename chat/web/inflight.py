@@ -1,0 +1,96 @@
+"""Which HTTP requests are still being answered, and which WebSockets are open.
+
+Shutdown waits on this: requests in flight finish (up to a deadline) while
+idle keep-alive connections and WebSockets do not hold it up.
+"""
+
+import asyncio
+import time
+import weakref
+
+from tornado import httputil
+
+
+class InFlight(httputil.HTTPServerConnectionDelegate):
+    """The application, wrapped to know which requests are still being answered.
+
+    A request counts from its headers until its response is finished (or its
+    connection is handed to a WebSocket), so an idle keep-alive connection
+    does not hold up a shutdown, and a WebSocket is not a request in flight.
+    The streams handed to WebSockets are kept (weakly) to see them closed.
+    """
+
+    def __init__(self, application):
+        self.application = application
+        self.requests = set()
+        self.websocket_streams = weakref.WeakSet()
+
+    def start_request(self, server_conn, request_conn):
+        tracked = _TrackedConnection(request_conn, self)
+        return _TrackedDelegate(
+            self.application.start_request(server_conn, tracked), tracked, self.requests
+        )
+
+    def on_close(self, server_conn):
+        self.application.on_close(server_conn)
+
+    def open_websockets(self):
+        return sum(1 for stream in list(self.websocket_streams) if not stream.closed())
+
+    async def drain(self, timeout):
+        """Wait until no request is in flight; False if some still are after ``timeout``."""
+        return await wait_until(lambda: not self.requests, timeout)
+
+
+class _TrackedConnection:
+    """The request's HTTPConnection, noting when the response is done."""
+
+    def __init__(self, connection, tracker):
+        self._connection = connection
+        self._tracker = tracker
+
+    def __getattr__(self, name):
+        return getattr(self._connection, name)
+
+    def finish(self):
+        try:
+            return self._connection.finish()
+        finally:
+            self._tracker.requests.discard(self)
+
+    def detach(self):
+        self._tracker.requests.discard(self)
+        stream = self._connection.detach()
+        self._tracker.websocket_streams.add(stream)
+        return stream
+
+
+class _TrackedDelegate(httputil.HTTPMessageDelegate):
+    def __init__(self, delegate, connection, requests):
+        self._delegate = delegate
+        self._connection = connection
+        self._requests = requests
+
+    def headers_received(self, start_line, headers):
+        self._requests.add(self._connection)
+        return self._delegate.headers_received(start_line, headers)
+
+    def data_received(self, chunk):
+        return self._delegate.data_received(chunk)
+
+    def finish(self):
+        return self._delegate.finish()
+
+    def on_connection_close(self):
+        # The client is gone before its response was finished; nobody waits for it.
+        self._requests.discard(self._connection)
+        return self._delegate.on_connection_close()
+
+
+async def wait_until(check, timeout):
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
