@@ -4,7 +4,7 @@ from tornado import web
 
 from chat.api.schemas import PATH_ID
 from chat.realtime.hub import Hub
-from chat.web import docs, friends, health, messages, rooms, socket, users
+from chat.web import admin, docs, friends, health, messages, rooms, socket, users
 from chat.web.base import NotFoundHandler
 
 # An id in a path is made of schemas.ID_CHARS; any other is no such path (a JSON 404).
@@ -15,7 +15,7 @@ ROUTES = [
     (r"/api/login", users.LoginHandler),
     (r"/api/logout", users.LogoutHandler),
     (f"/api/profile/{PATH_ID}", users.ProfileHandler),
-    (f"/api/admin/users/{PATH_ID}/grants", users.GrantHandler),
+    (f"/api/admin/users/{PATH_ID}/grants", admin.GrantHandler),
     (r"/api/chatrooms", rooms.RoomsHandler),
     (f"/api/chatrooms/{PATH_ID}", rooms.RoomHandler),
     (f"/api/chatrooms/{PATH_ID}/leave", rooms.LeaveHandler),
