@@ -12,7 +12,7 @@ import pytest
 from tornado import httpclient
 
 from chat.actions import users as user_actions
-from conftest import PASSWORD
+from helpers import PASSWORD
 
 LIMIT = 64 * 1024
 

@@ -5,7 +5,7 @@ import secrets
 
 import pytest
 
-from conftest import query
+from helpers import query
 
 PROFILE_KEYS = {"userId", "name", "isPrime", "createdAt"}
 

@@ -8,7 +8,7 @@ import pymysql
 import pytest
 
 from chat.actions import join_writer
-from conftest import mysql_connect, query
+from helpers import mysql_connect, query
 
 
 def ledger_matches_balance(sql, user_id):

@@ -4,25 +4,7 @@ import asyncio
 
 import pytest
 
-from conftest import query
-
-
-async def room_with(api, members=1):
-    """A new room, its owner and ``members`` other members (all prime, joins are free)."""
-    owner = await api.user(prime=True)
-    room = await api.room(owner)
-    others = []
-    for _ in range(members):
-        user = await api.user(prime=True)
-        assert (await api.join(user, room["roomId"])).status == 200
-        others.append(user)
-    return room["roomId"], owner, others
-
-
-async def send(api, user, room_id, content="hello", **extra):
-    return await api.post(
-        "/api/messages", {"roomId": room_id, "content": content, **extra}, token=user.token
-    )
+from helpers import query, room_with, send
 
 
 def stored(sql, room_id):

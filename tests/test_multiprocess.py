@@ -13,7 +13,7 @@ import pytest
 import redis
 from tornado import httpclient, websocket
 
-from conftest import query
+from helpers import query
 
 
 class Listener:

@@ -18,7 +18,7 @@ from tornado import web
 from chat import errors
 from chat.api import openapi, schemas
 from chat.web.base import NotFoundHandler
-from conftest import PASSWORD, served_routes
+from helpers import PASSWORD, served_routes
 
 ADMIN_KEY = "admin-key-" + "k" * 16
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

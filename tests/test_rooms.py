@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from conftest import query
+from helpers import query
 
 
 @pytest.mark.gen_test

@@ -20,7 +20,7 @@ import pytest
 
 import settings as settings_module
 from chat.db import migrate, sqlfile
-from conftest import ROOT, SCHEMA_DIR, mysql_connect, query
+from helpers import ROOT, SCHEMA_DIR, mysql_connect, query
 from procs import ServerProcess
 
 JWT_SECRET = "schema-test-secret-" + "s" * 32

@@ -10,7 +10,7 @@ import time
 import pytest
 from tornado import httpclient
 
-from conftest import PASSWORD, query, revoke_behind_the_broker
+from helpers import PASSWORD, query, revoke_behind_the_broker
 
 
 async def eventually(check, timeout=15, what="condition"):

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from chat.api import openapi
-from conftest import PASSWORD, TEST_SECRET, query, revoke_behind_the_broker, served_routes
+from helpers import PASSWORD, TEST_SECRET, query, revoke_behind_the_broker, served_routes
 
 ADMIN_KEY = "operator-key-" + "0123456789abcdef"
 OWN_PROFILE = {

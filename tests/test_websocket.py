@@ -5,10 +5,9 @@ import json
 
 import jwt
 import pytest
-from test_messages import room_with, send
 from tornado import httpclient
 
-from conftest import TEST_SECRET, query, revoke_behind_the_broker
+from helpers import TEST_SECRET, query, revoke_behind_the_broker, room_with, send
 
 
 async def subscribed(api, user, room_id, after=None):
