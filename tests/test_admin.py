@@ -3,7 +3,7 @@
 import pytest
 
 from chat.web.admin import AdminHandler
-from conftest import served_routes
+from helpers import served_routes
 
 ADMIN_KEY = "admin-key-" + "o" * 16
 
