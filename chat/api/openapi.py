@@ -257,6 +257,31 @@ RESPONSES = {
         },
         closed=True,
     ),
+    "LedgerEntry": _object(
+        {
+            "entryId": STRING,
+            "delta": {"type": "integer", "description": "coins added (negative: taken)"},
+            "balanceAfter": COUNT,
+            "reason": {"enum": ["signup_grant", "join_charge", "operator_grant"]},
+            "roomId": {"type": ["string", "null"], "description": "the room a join paid for"},
+            "createdAt": TIME,
+        },
+        closed=True,
+        description="One change of a balance; per user the deltas add up to availCoins.",
+    ),
+    "RoomSummary": _object(
+        {
+            "roomId": STRING,
+            "name": STRING,
+            "ownerId": STRING,
+            "capacity": {"type": "integer", "minimum": 1, "maximum": 6},
+            "memberCount": COUNT,
+            "lastSeq": {"type": "integer", "minimum": 0, "description": "the latest message's seq"},
+            "createdAt": TIME,
+        },
+        closed=True,
+        description="A room as the operator lists it: no members, no password.",
+    ),
     "Health": _object(
         {
             "status": {"enum": ["ok", "unavailable"]},
@@ -346,6 +371,14 @@ def body(**fields):
 
 
 ROOM_NOT_FOUND = ("not_found", "no such room")
+ADMIN_KEY_REFUSED = (
+    "forbidden",
+    "X-Admin-Key missing or wrong, or no CHAT_ADMIN_KEY is configured",
+)
+NEXT_PAGE = {
+    "type": ["string", "null"],
+    "description": "pass as `after` for the next page; null on the last page",
+}
 NOT_MEMBER = ("not_room_member", "you are not a member of the room")
 
 # One entry per route of chat/app.py: Tornado pattern -> {OpenAPI path: {method: Op}}.
@@ -468,6 +501,69 @@ ROUTE_DOCS = {
                     ),
                     ("not_found", "no such user"),
                 ],
+            ),
+        }
+    },
+    r"/api/admin/users": {
+        "/api/admin/users": {
+            "get": Op(
+                "adminListUsers",
+                "List or search users (operator)",
+                "Operations",
+                auth="admin",
+                query="admin_list_users",
+                description="In userId order, `limit` (default 50, at most 200) a page. "
+                "With `q`: users whose userId or phone starts with it, or whose name "
+                "contains it, case ignored.",
+                replies={
+                    200: (
+                        "A page of users.",
+                        body(users={"type": "array", "items": ref("OwnProfile")}, next=NEXT_PAGE),
+                    )
+                },
+                errors=[ADMIN_KEY_REFUSED],
+            ),
+        }
+    },
+    f"/api/admin/users/{schemas.PATH_ID}/ledger": {
+        "/api/admin/users/{userId}/ledger": {
+            "get": Op(
+                "adminUserLedger",
+                "A user's balance and coin ledger (operator)",
+                "Operations",
+                auth="admin",
+                query="admin_user_ledger",
+                description="Oldest entry first, `limit` (default 50, at most 200) a page.",
+                replies={
+                    200: (
+                        "The account and a page of its ledger.",
+                        body(
+                            user=ref("OwnProfile"),
+                            entries={"type": "array", "items": ref("LedgerEntry")},
+                            next=NEXT_PAGE,
+                        ),
+                    )
+                },
+                errors=[ADMIN_KEY_REFUSED, ("not_found", "no such user")],
+            ),
+        }
+    },
+    r"/api/admin/rooms": {
+        "/api/admin/rooms": {
+            "get": Op(
+                "adminListRooms",
+                "List rooms with their member counts (operator)",
+                "Operations",
+                auth="admin",
+                query="admin_list_rooms",
+                description="In roomId order, `limit` (default 50, at most 200) a page.",
+                replies={
+                    200: (
+                        "A page of rooms.",
+                        body(rooms={"type": "array", "items": ref("RoomSummary")}, next=NEXT_PAGE),
+                    )
+                },
+                errors=[ADMIN_KEY_REFUSED],
             ),
         }
     },

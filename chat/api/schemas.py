@@ -45,6 +45,7 @@ COINS = {"type": "integer", "minimum": 0, "maximum": 1000000000}
 SEQ = {"type": "integer", "minimum": 0}
 CONTENT = {"type": "string", "minLength": 1, "maxLength": 4000}
 CLIENT_MSG_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+PAGE_LIMIT = {"type": "integer", "minimum": 1, "maximum": 200, "description": "default 50"}
 
 
 def _object(required, properties, **extra):
@@ -121,6 +122,37 @@ QUERIES = {
         {
             "direction": {"enum": ["incoming", "outgoing"]},
             "status": {"enum": ["pending", "accepted", "declined"]},
+        },
+    ),
+    "admin_list_users": _object(
+        [],
+        {
+            "q": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 64,
+                "description": "a userId or phone prefix, or part of a name (case ignored)",
+            },
+            "after": {**USER_ID, "description": "the next value of the previous page"},
+            "limit": PAGE_LIMIT,
+        },
+    ),
+    "admin_user_ledger": _object(
+        [],
+        {
+            "after": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "the next value of the previous page",
+            },
+            "limit": PAGE_LIMIT,
+        },
+    ),
+    "admin_list_rooms": _object(
+        [],
+        {
+            "after": {**OPAQUE_ID, "description": "the next value of the previous page"},
+            "limit": PAGE_LIMIT,
         },
     ),
 }

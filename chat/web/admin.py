@@ -6,7 +6,7 @@ calls added to ``check_admin_key`` covers them all.
 """
 
 from chat import errors
-from chat.actions import users
+from chat.actions import admin, users
 from chat.auth import passwords
 from chat.web.base import ApiHandler
 
@@ -33,3 +33,42 @@ class GrantHandler(AdminHandler):
     async def post(self, user_id: str) -> None:
         user = await users.grant(self.ctx, user_id, self.json_body("grant"))
         self.reply(200, {"user": user})
+
+
+class UsersHandler(AdminHandler):
+    """GET /api/admin/users?q=&after=&limit=: users, listed or searched, paged."""
+
+    async def get(self) -> None:
+        args = self.query_args("admin_list_users", integers=("limit",))
+        page = await admin.list_users(
+            self.ctx,
+            query=args.get("q"),
+            after=args.get("after", ""),
+            limit=args.get("limit", admin.DEFAULT_LIMIT),
+        )
+        self.reply(200, page)
+
+
+class LedgerHandler(AdminHandler):
+    """GET /api/admin/users/{userId}/ledger?after=&limit=: a balance and its ledger rows."""
+
+    async def get(self, user_id: str) -> None:
+        args = self.query_args("admin_user_ledger", integers=("after", "limit"))
+        page = await admin.user_ledger(
+            self.ctx,
+            user_id=user_id,
+            after=args.get("after", 0),
+            limit=args.get("limit", admin.DEFAULT_LIMIT),
+        )
+        self.reply(200, page)
+
+
+class RoomsHandler(AdminHandler):
+    """GET /api/admin/rooms?after=&limit=: every room with its member count, paged."""
+
+    async def get(self) -> None:
+        args = self.query_args("admin_list_rooms", integers=("limit",))
+        page = await admin.list_rooms(
+            self.ctx, after=args.get("after", ""), limit=args.get("limit", admin.DEFAULT_LIMIT)
+        )
+        self.reply(200, page)
