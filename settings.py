@@ -1,23 +1,42 @@
-"""Every setting of the chat server, in one place.
+"""Every setting of the chat server, in one table: the ``Settings`` dataclass.
 
-Each setting is a Tornado option (``--port=9000``) and can also be given as an
-environment variable named ``CHAT_`` plus the option name in upper case
-(``CHAT_PORT=9000``). A command-line flag wins over the environment, which wins
-over the default. ``load_settings()`` checks every value and raises
+Each field of ``Settings`` is one setting: its name, type and default, and in
+its ``setting(...)`` declaration the help text and the checks. That one
+declaration makes the Tornado option (``--port=9000``), the environment
+variable (``CHAT_PORT=9000``), the checked value in ``Settings`` and the row of
+the README's configuration table (``python settings.py --markdown``; a test
+keeps the README equal to it). A command-line flag wins over the environment,
+which wins over the default. ``load_settings()`` checks every value and raises
 ``SettingsError`` with a message naming the bad setting.
+
+To add a setting, add a field::
+
+    new_thing: int = setting(5, "what it does, for the README", checks=[at_least(1)])
+
+then ``python settings.py --markdown`` and paste the table into the README
+(between the ``settings:begin`` / ``settings:end`` markers).
 """
+
+from __future__ import annotations
 
 import dataclasses
 import logging
 import os
 import secrets
+import sys
 import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from tornado.options import OptionParser
 
 log = logging.getLogger("chat.settings")
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+README_BEGIN = "<!-- settings:begin -->"
+README_END = "<!-- settings:end -->"
+
+T = TypeVar("T")
 
 
 class SettingsError(Exception):
@@ -33,7 +52,7 @@ class DatabaseUrl:
     database: str
 
     @classmethod
-    def parse(cls, url):
+    def parse(cls, url: str) -> DatabaseUrl:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("mysql", "mariadb") or not parts.path.strip("/"):
             raise SettingsError(
@@ -51,109 +70,104 @@ class DatabaseUrl:
             database=parts.path.strip("/"),
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         # Never let the password reach a log line through a repr.
         return f"DatabaseUrl({self.user}@{self.host}:{self.port}/{self.database})"
 
 
+# --- checks -------------------------------------------------------------------------------
+
+
 @dataclasses.dataclass(frozen=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8888
-    database: DatabaseUrl = DatabaseUrl("127.0.0.1", 3306, "root", "", "chat")
-    db_pool_size: int = 20
-    jwt_secret: str = dataclasses.field(default="", repr=False)
-    token_ttl: int = 86400
-    bcrypt_rounds: int = 12
-    signup_grants: str = "open"
-    admin_key: str = dataclasses.field(default="", repr=False)
-    allowed_origins: tuple = ()
-    join_price: int = 150
-    invite_ttl: int = 86400
-    login_attempts: int = 10
-    login_window: int = 300
-    max_body_bytes: int = 65536
-    redis_url: str = dataclasses.field(default="", repr=False)
-    ws_auth_timeout: float = 10.0
-    ws_ping_interval: float = 30.0
-    token_recheck: float = 30.0
-    ws_max_buffer_bytes: int = 1048576
-    behind_proxy: bool = False
-    debug: bool = False
+class Check:
+    """One rule of a setting: ``ok(value)``, else ``CHAT_NAME <complaint>``.
+
+    ``doc`` is how the README's table states the rule. With ``warn_only`` a
+    value breaking the rule is logged, not refused.
+    """
+
+    doc: str
+    ok: Callable[[Any], bool]
+    complaint: str
+    warn_only: bool = False
+
+    def __call__(self, env_name: str, value: Any) -> None:
+        if self.ok(value):
+            return
+        if self.warn_only:
+            log.warning("%s=%s %s", env_name, value, self.complaint)
+        else:
+            raise SettingsError(f"{env_name} {self.complaint}")
 
 
-def _define_options():
-    parser = OptionParser()
-    d = parser.define
-    d("host", default="127.0.0.1", help="address to listen on")
-    d("port", default=8888, type=int, help="port to listen on")
-    d("database_url", default="mysql://root@127.0.0.1:3306/chat", help="MySQL/MariaDB URL")
-    d(
-        "db_pool_size",
-        default=20,
-        type=int,
-        help="most database connections (a quarter for transactions, the rest for reads)",
-    )
-    d("jwt_secret", default="", help="HS256 secret (generated into var/ when empty)")
-    d("token_ttl", default=86400, type=int, help="seconds a login token lives")
-    d("bcrypt_rounds", default=12, type=int, help="bcrypt cost (production: 12)")
-    d(
-        "signup_grants",
-        default="open",
-        help="open: registration may set availCoins/isPrime; operator: only the admin API may",
-    )
-    d("admin_key", default="", help="X-Admin-Key for the operator grants API")
-    d(
-        "allowed_origins",
-        default="",
-        help="comma-separated WebSocket origins allowed besides the server's own",
-    )
-    d("join_price", default=150, type=int, help="coins a non-prime member pays per extra room")
-    d("invite_ttl", default=86400, type=int, help="seconds an invitation lives")
-    d("login_attempts", default=10, type=int, help="login attempts per identifier per window")
-    d("login_window", default=300, type=int, help="seconds of the login rate window")
-    d("max_body_bytes", default=65536, type=int, help="largest request body or frame")
-    d("redis_url", default="", help="redis://host:port/db for fan-out across processes")
-    d("ws_auth_timeout", default=10.0, type=float, help="seconds to send the auth frame")
-    d("ws_ping_interval", default=30.0, type=float, help="seconds between WebSocket pings")
-    d(
-        "token_recheck",
-        default=30.0,
-        type=float,
-        help="seconds within which a logout the broker lost still takes effect",
-    )
-    d(
-        "ws_max_buffer_bytes",
-        default=1048576,
-        type=int,
-        help="pending output after which a slow WebSocket client is dropped",
-    )
-    d(
-        "behind_proxy",
-        default=False,
-        type=bool,
-        help="trust X-Real-IP / X-Forwarded-* (only when a proxy is the sole way in)",
-    )
-    d("debug", default=False, type=bool, help="Tornado debug mode (never in production)")
-    return parser
+def between(low: int, high: int) -> Check:
+    return Check(f"{low}–{high}", lambda v: low <= v <= high, f"must be between {low} and {high}")
 
 
-def _apply_environment(parser, environ):
-    for name in parser.as_dict():
-        value = environ.get("CHAT_" + name.upper())
-        if value is None:
-            continue
-        try:
-            parser.parse_command_line(["settings", f"--{name}={value}"], final=False)
-        except Exception as exc:
-            raise SettingsError(f"CHAT_{name.upper()}: {exc}") from None
+def at_least(minimum: int) -> Check:
+    return Check(f"≥ {minimum}", lambda v: v >= minimum, f"must be at least {minimum}")
 
 
-def _jwt_secret(configured, var_dir):
-    if configured:
-        if len(configured.encode()) < 32:
-            raise SettingsError("CHAT_JWT_SECRET must be at least 32 bytes long")
-        return configured
+def not_negative() -> Check:
+    return Check("≥ 0", lambda v: v >= 0, "must not be negative")
+
+
+def one_of(*choices: str) -> Check:
+    return Check(
+        " or ".join(f"`{c}`" for c in choices),
+        lambda v: v in choices,
+        "must be " + " or ".join(f"{c!r}" for c in choices),
+    )
+
+
+def empty_or_at_least_chars(length: int) -> Check:
+    return Check(
+        f"empty or ≥ {length} characters",
+        lambda v: not v or len(v) >= length,
+        f"must be at least {length} characters long",
+    )
+
+
+def empty_or_at_least_bytes(length: int) -> Check:
+    return Check(
+        f"empty or ≥ {length} bytes",
+        lambda v: not v or len(v.encode()) >= length,
+        f"must be at least {length} bytes long",
+    )
+
+
+def empty_or_starting(*prefixes: str) -> Check:
+    listed = ", ".join(prefixes[:-1]) + " or " + prefixes[-1]
+    return Check(
+        "empty or " + ", ".join(f"`{p}`" for p in prefixes),
+        lambda v: not v or v.startswith(prefixes),
+        f"must start with {listed}",
+    )
+
+
+def for_tests_below(minimum: int, production: int) -> Check:
+    """A warning, not a refusal: values below ``minimum`` are for tests."""
+    return Check(
+        f"below {minimum} for tests only",
+        lambda v: v >= minimum,
+        f"is for tests only; production uses {production}",
+        warn_only=True,
+    )
+
+
+# --- conversions from the option's text to the setting's value ----------------------------
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    origins = tuple(x.strip().rstrip("/") for x in text.split(",") if x.strip())
+    for origin in origins:
+        if not origin.startswith(("http://", "https://")):
+            raise SettingsError(f"CHAT_ALLOWED_ORIGINS: {origin!r} is not an http(s) origin")
+    return origins
+
+
+def _stored_jwt_secret(var_dir: str) -> str:
+    """The secret kept in ``var_dir``, generated there the first time."""
     path = os.path.join(var_dir, "jwt_secret")
     if os.path.exists(path):
         with open(path, encoding="ascii") as f:
@@ -169,7 +183,188 @@ def _jwt_secret(configured, var_dir):
     return secret
 
 
-def load_settings(argv=None, environ=None, var_dir=None):
+# --- the table ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """How one field of ``Settings`` is given, checked and shown.
+
+    ``option``: the flag's name when it is not the field's; ``text``: the
+    option's default as given on the command line, with ``parse`` turning the
+    text into the value, for settings whose value is not a plain
+    str/int/float/bool; ``when_empty(var_dir)``: the value of a setting left
+    empty; ``shown``: the default as the README states it; ``accepted``: the
+    rule ``parse`` enforces, as the README states it.
+    """
+
+    help: str
+    checks: Sequence[Check] = ()
+    option: str | None = None
+    text: str | None = None
+    parse: Callable[[str], Any] | None = None
+    when_empty: Callable[[str], Any] | None = None
+    shown: str | None = None
+    accepted: str | None = None
+
+
+def setting(
+    default: T,
+    help: str,
+    *,
+    checks: Sequence[Check] = (),
+    secret: bool = False,
+    option: str | None = None,
+    text: str | None = None,
+    parse: Callable[[str], T] | None = None,
+    when_empty: Callable[[str], T] | None = None,
+    shown: str | None = None,
+    accepted: str | None = None,
+) -> T:
+    """Declare one field of ``Settings``; a ``secret`` one never shows in its repr."""
+    row = Row(help, tuple(checks), option, text, parse, when_empty, shown, accepted)
+    field: T = dataclasses.field(default=default, repr=not secret, metadata={"row": row})
+    return field
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str = setting("127.0.0.1", "address to listen on")
+    port: int = setting(8888, "port to listen on", checks=[between(0, 65535)])
+    database: DatabaseUrl = setting(
+        DatabaseUrl("127.0.0.1", 3306, "root", "", "chat"),
+        "the database; created and migrated at start-up if needed",
+        option="database_url",
+        text="mysql://root@127.0.0.1:3306/chat",
+        parse=DatabaseUrl.parse,
+        accepted="`mysql://` or `mariadb://` URL naming a database",
+    )
+    db_pool_size: int = setting(
+        20,
+        "most database connections per process: a quarter for transactions, the rest for "
+        "reads (at least one each)",
+        checks=[at_least(1)],
+    )
+    jwt_secret: str = setting(
+        "",
+        "HS256 secret. When unset, one is generated into `var/jwt_secret` "
+        "(mode 0600) and reused, so a restart keeps tokens valid; give every process the "
+        "same secret",
+        checks=[empty_or_at_least_bytes(32)],
+        secret=True,
+        when_empty=_stored_jwt_secret,
+        shown="generated",
+    )
+    token_ttl: int = setting(86400, "seconds a login token lives", checks=[at_least(60)])
+    bcrypt_rounds: int = setting(
+        12,
+        "bcrypt cost for user and room passwords (below 10 only for tests)",
+        checks=[between(4, 31), for_tests_below(10, 12)],
+    )
+    signup_grants: str = setting(
+        "open",
+        "`open`: registration may set `availCoins` and `isPrime`; `operator`: only the "
+        "admin API may",
+        checks=[one_of("open", "operator")],
+    )
+    admin_key: str = setting(
+        "",
+        "`X-Admin-Key` of `POST /api/admin/users/{userId}/grants` (empty disables the endpoint)",
+        checks=[empty_or_at_least_chars(16)],
+        secret=True,
+    )
+    allowed_origins: tuple[str, ...] = setting(
+        (),
+        "comma-separated WebSocket origins allowed besides the server's own",
+        text="",
+        parse=_origins,
+        accepted="`http://` or `https://` origins",
+    )
+    join_price: int = setting(
+        150, "coins a non-prime member pays for each room after the first", checks=[not_negative()]
+    )
+    invite_ttl: int = setting(86400, "seconds an invitation lives", checks=[at_least(60)])
+    login_attempts: int = setting(
+        10,
+        "failed logins per account per `CHAT_LOGIN_WINDOW` before `429 rate_limited` "
+        "(counted per process)",
+        checks=[at_least(1)],
+    )
+    login_window: int = setting(300, "seconds of the failed-login window", checks=[at_least(1)])
+    max_body_bytes: int = setting(
+        65536, "largest request body or WebSocket frame", checks=[at_least(1024)]
+    )
+    redis_url: str = setting(
+        "",
+        "`redis://host:6379/0`: fan rooms out through Redis so several processes serve them",
+        checks=[empty_or_starting("redis://", "rediss://", "unix://")],
+        secret=True,
+    )
+    ws_auth_timeout: float = setting(10.0, "seconds a socket has to send its `auth` frame")
+    ws_ping_interval: float = setting(30.0, "seconds between server pings on each socket (0: none)")
+    token_recheck: float = setting(
+        30.0,
+        "a process hears of every logout through the broker at once; should the broker "
+        "lose one (e.g. while Redis is down), the token is refused, and its sockets closed, "
+        "within this many seconds",
+    )
+    ws_max_buffer_bytes: int = setting(
+        1048576,
+        "pending output after which a client that does not read is disconnected",
+        checks=[at_least(65536)],
+    )
+    behind_proxy: bool = setting(
+        False,
+        "`true`: take the client's address and scheme from `X-Real-IP` / `X-Forwarded-*` "
+        "(set it only when a reverse proxy is the sole way in; a client talking to the "
+        "server directly could forge them)",
+    )
+    debug: bool = setting(False, "Tornado debug mode (never in production)")
+
+
+def rows() -> list[tuple[str, str, type, Any, Row]]:
+    """``(field, option, option type, option default, Row)`` for every setting, in order."""
+    found = []
+    for field in dataclasses.fields(Settings):
+        row: Row = field.metadata["row"]
+        option = row.option or field.name
+        if row.parse is not None:
+            found.append((field.name, option, str, row.text, row))
+        else:
+            found.append((field.name, option, type(field.default), field.default, row))
+    return found
+
+
+def env_name(option: str) -> str:
+    return "CHAT_" + option.upper()
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def _define_options() -> OptionParser:
+    parser = OptionParser()
+    for _, option, kind, default, row in rows():
+        parser.define(option, default=default, type=kind, help=row.help)
+    return parser
+
+
+def _apply_environment(parser: OptionParser, environ: Mapping[str, str]) -> None:
+    for name in parser.as_dict():
+        value = environ.get(env_name(name))
+        if value is None:
+            continue
+        try:
+            parser.parse_command_line(["settings", f"--{name}={value}"], final=False)
+        except Exception as exc:
+            raise SettingsError(f"{env_name(name)}: {exc}") from None
+
+
+def load_settings(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    var_dir: str | None = None,
+) -> Settings:
     """Read flags and CHAT_* variables into a checked, immutable Settings."""
     environ = os.environ if environ is None else environ
     parser = _define_options()
@@ -179,59 +374,79 @@ def load_settings(argv=None, environ=None, var_dir=None):
             parser.parse_command_line(["server.py", arg], final=False)
         except Exception as exc:
             raise SettingsError(f"{arg.split('=')[0]}: {exc}") from None
-    o = parser.as_dict()
-    return build_settings(o, var_dir or os.path.join(ROOT, "var"))
+    return build_settings(parser.as_dict(), var_dir or os.path.join(ROOT, "var"))
 
 
-def build_settings(o, var_dir):
+def build_settings(options: Mapping[str, Any], var_dir: str) -> Settings:
     """Check raw option values and turn them into Settings."""
+    values = {}
+    for name, option, _, _, row in rows():
+        value = options[option]
+        for check in row.checks:
+            check(env_name(option), value)
+        if row.parse is not None:
+            value = row.parse(value)
+        if row.when_empty is not None and not value:
+            value = row.when_empty(var_dir)
+        values[name] = value
+    return Settings(**values)
 
-    def positive(name, minimum=1):
-        if o[name] < minimum:
-            raise SettingsError(f"CHAT_{name.upper()} must be at least {minimum}")
-        return o[name]
 
-    if not 0 <= o["port"] <= 65535:
-        raise SettingsError("CHAT_PORT must be between 0 and 65535")
-    if not 4 <= o["bcrypt_rounds"] <= 31:
-        raise SettingsError("CHAT_BCRYPT_ROUNDS must be between 4 and 31")
-    if o["bcrypt_rounds"] < 10:
-        log.warning(
-            "CHAT_BCRYPT_ROUNDS=%d is for tests only; production uses 12", o["bcrypt_rounds"]
+# --- the README's table -------------------------------------------------------------------
+
+
+def _shown_default(default: Any, row: Row) -> str:
+    if row.shown is not None:
+        return row.shown
+    if isinstance(default, bool):
+        return "`true`" if default else "`false`"
+    if default == "":
+        return "empty"
+    if isinstance(default, float) and default.is_integer():
+        default = int(default)
+    return f"`{default}`"
+
+
+def markdown() -> str:
+    """The configuration table as the README shows it, between its markers."""
+    lines = [
+        README_BEGIN,
+        "| variable | default | accepted | meaning |",
+        "|---|---|---|---|",
+    ]
+    for _, option, _, default, row in rows():
+        rules = [c.doc for c in row.checks if not c.warn_only]
+        accepted = "; ".join(rules + ([row.accepted] if row.accepted else []))
+        help_text = row.help.replace("|", "\\|")
+        lines.append(
+            f"| `{env_name(option)}` | {_shown_default(default, row)} | {accepted} | {help_text} |"
         )
-    if o["signup_grants"] not in ("open", "operator"):
-        raise SettingsError("CHAT_SIGNUP_GRANTS must be 'open' or 'operator'")
-    if o["admin_key"] and len(o["admin_key"]) < 16:
-        raise SettingsError("CHAT_ADMIN_KEY must be at least 16 characters long")
-    if o["redis_url"] and not o["redis_url"].startswith(("redis://", "rediss://", "unix://")):
-        raise SettingsError("CHAT_REDIS_URL must start with redis://, rediss:// or unix://")
-    if o["join_price"] < 0:
-        raise SettingsError("CHAT_JOIN_PRICE must not be negative")
-    origins = tuple(x.strip().rstrip("/") for x in o["allowed_origins"].split(",") if x.strip())
-    for origin in origins:
-        if not origin.startswith(("http://", "https://")):
-            raise SettingsError(f"CHAT_ALLOWED_ORIGINS: {origin!r} is not an http(s) origin")
-    return Settings(
-        host=o["host"],
-        port=o["port"],
-        database=DatabaseUrl.parse(o["database_url"]),
-        db_pool_size=positive("db_pool_size"),
-        jwt_secret=_jwt_secret(o["jwt_secret"], var_dir),
-        token_ttl=positive("token_ttl", 60),
-        bcrypt_rounds=o["bcrypt_rounds"],
-        signup_grants=o["signup_grants"],
-        admin_key=o["admin_key"],
-        allowed_origins=origins,
-        join_price=o["join_price"],
-        invite_ttl=positive("invite_ttl", 60),
-        login_attempts=positive("login_attempts"),
-        login_window=positive("login_window"),
-        max_body_bytes=positive("max_body_bytes", 1024),
-        redis_url=o["redis_url"],
-        ws_auth_timeout=o["ws_auth_timeout"],
-        ws_ping_interval=o["ws_ping_interval"],
-        token_recheck=o["token_recheck"],
-        ws_max_buffer_bytes=positive("ws_max_buffer_bytes", 65536),
-        behind_proxy=o["behind_proxy"],
-        debug=o["debug"],
-    )
+    lines.append(README_END)
+    return "\n".join(lines) + "\n"
+
+
+def readme_block(text: str) -> str:
+    """The part of ``text`` between the settings markers, the markers included."""
+    start = text.index(README_BEGIN)
+    end = text.index(README_END, start) + len(README_END)
+    return text[start:end] + "\n"
+
+
+def main(argv: Sequence[str]) -> int:
+    if list(argv[1:]) == ["--markdown"]:
+        sys.stdout.write(markdown())
+        return 0
+    if list(argv[1:]) == ["--write-readme"]:
+        path = os.path.join(ROOT, "README.md")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        text = text.replace(readme_block(text), markdown())
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return 0
+    sys.stderr.write("usage: python settings.py --markdown | --write-readme\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

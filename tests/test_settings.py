@@ -1,0 +1,25 @@
+"""The settings table drives the README's configuration table, and every option."""
+
+import os
+
+import settings as settings_module
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_the_readme_shows_the_settings_table() -> None:
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    assert settings_module.readme_block(readme) == settings_module.markdown(), (
+        "README.md's configuration table is out of date: run `python settings.py --write-readme`"
+    )
+
+
+def test_every_setting_is_an_option_with_the_settings_default(tmp_path) -> None:
+    secret = "s" * 32
+    loaded = settings_module.load_settings(
+        ["server.py"], environ={"CHAT_JWT_SECRET": secret}, var_dir=str(tmp_path)
+    )
+    assert loaded == settings_module.Settings(jwt_secret=secret)
+    for _, option, _, _, _ in settings_module.rows():
+        assert settings_module.env_name(option) in settings_module.markdown()
