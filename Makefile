@@ -3,13 +3,17 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test check bench clean
+.PHONY: run test test-unit check bench clean
 
 run: $(VENV)/.runtime
 	$(PY) server.py
 
 test: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The unit tier alone: no database, Redis or sockets (tests/unit/conftest.py only).
+test-unit: $(VENV)/.dev
+	$(PY) -m pytest --confcutdir=tests/unit tests/unit $(PYTEST_ARGS)
 
 # Lint, format and types; CI runs it before the tests.
 check: $(VENV)/.dev

@@ -2,8 +2,9 @@
 
 Per room with at least one subscribed socket, the process holds one
 ``Channel``: a single broker subscription however many sockets listen, and a
-sequencer. The sequencer remembers the last seq it delivered; a message with
-that seq or lower is a duplicate and dropped, and a message that jumps ahead
+``Sequencer`` (chat/realtime/sequencer.py). The sequencer remembers the last
+seq it delivered; a message with that seq or lower is a duplicate and
+dropped, and a message that jumps ahead
 waits while the missing seqs are read from the database. They are there: a
 room's seq N+1 is only taken once N's transaction has released the room row,
 and a message is published only after its commit. So every socket sees each
@@ -28,9 +29,11 @@ import asyncio
 import json
 import logging
 import time
+from typing import Any
 
 from chat import errors
 from chat.actions import messages
+from chat.realtime.sequencer import Sequencer
 
 log = logging.getLogger("chat.hub")
 
@@ -117,36 +120,38 @@ class Subscription:
 class Channel:
     """This process's listener to one room: a broker subscription and a sequencer."""
 
-    def __init__(self, hub, room_id):
+    def __init__(self, hub: "Hub", room_id: str) -> None:
         self.hub = hub
         self.room_id = room_id
-        self.subs = {}  # socket -> Subscription
-        self.last = None  # the last seq delivered here; None until start()
-        self.pending = {}  # seq -> encoded frame, for messages that arrived early
+        self.subs: dict[Any, Subscription] = {}  # socket -> Subscription
+        self.sequencer: Sequencer[dict[str, Any]] = Sequencer(self._deliver)
         self.closed = False
-        self._resync = False  # read everything stored above last
-        self._filling = None
+        self._filling: asyncio.Future[None] | None = None
         self._listener = self.on_event
         # Completes once the subscription is in effect; nobody reads the
         # room's state before then, or messages published meanwhile would slip by.
         self.listening = asyncio.ensure_future(hub.broker.subscribe(room_id, self._listener))
 
-    def start(self, last_seq):
+    @property
+    def last(self) -> int | None:
+        """The last seq delivered here; None until start()."""
+        return self.sequencer.last
+
+    def start(self, last_seq: int) -> None:
         """The room's latest seq, read after the broker subscription took effect."""
-        if self.last is not None:
+        if not self.sequencer.start(last_seq):
             return
-        self.last = last_seq
-        for seq in [s for s in self.pending if s <= last_seq]:
-            del self.pending[seq]
         for sub in self.subs.values():
             if sub.start is None:
                 sub.start = last_seq
         self._advance()
 
-    def on_event(self, event):
+    def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "message":
-            self._on_message(event["message"])
+            message = event["message"]
+            if self.sequencer.offer(message["seq"], message) and self.sequencer.started:
+                self._advance()
         elif kind == "typing":
             frame = encode({"type": "typing", "roomId": self.room_id, "userId": event["userId"]})
             typist = event["userId"].lower()
@@ -154,8 +159,8 @@ class Channel:
                 if sub.user_key != typist:
                     sub.deliver(None, frame)
         elif kind == "resync":
-            self._resync = True
-            if self.last is not None:
+            self.sequencer.resync()
+            if self.sequencer.started:
                 self._advance()
         elif kind in ("member_joined", "member_left"):
             frame = encode({"type": kind, "roomId": self.room_id, "userId": event["userId"]})
@@ -168,60 +173,47 @@ class Channel:
                 else:
                     sub.deliver(None, frame)
 
-    def _on_message(self, message):
-        seq = message["seq"]
-        if (self.last is not None and seq <= self.last) or seq in self.pending:
-            return
-        self.pending[seq] = message_frame(message)
-        if self.last is not None:
-            self._advance()
-
-    def _deliver(self, seq, frame):
-        self.last = seq
+    def _deliver(self, seq: int, message: dict[str, Any]) -> None:
+        frame = message_frame(message)  # encoded once for every socket of this process
         for sub in list(self.subs.values()):
             sub.deliver(seq, frame)
 
-    def _drain(self):
-        while self.last + 1 in self.pending:
-            self._deliver(self.last + 1, self.pending.pop(self.last + 1))
-
-    def _advance(self):
-        self._drain()
-        if (self.pending or self._resync) and self._filling is None and not self.closed:
+    def _advance(self) -> None:
+        self.sequencer.drain()
+        if self.sequencer.missing and self._filling is None and not self.closed:
             self._filling = _background(self._fill(), f"filling a gap in room {self.room_id}")
 
-    async def _fill(self):
-        """Read missing messages from the database and deliver them in order.
+    async def _fill(self) -> None:
+        """Read what the sequencer misses from the database, until nothing is missing.
 
-        Missing are those before the earliest pending one, or after a resync
-        every one stored above ``last``.
+        Missing are the messages before the earliest one held, or after a
+        resync every one stored above the last delivered.
         """
         failures = 0
         try:
-            while (self.pending or self._resync) and not self.closed:
-                everything, before = self._resync, self.last
-                upto = messages.NO_UPPER_BOUND - 1 if everything else min(self.pending) - 1
+            while (gap := self.sequencer.gap()) is not None and not self.closed:
+                before, upto = gap
                 try:
                     found = await messages.messages_between(
-                        self.hub.ctx, self.room_id, self.last, upto
+                        self.hub.ctx,
+                        self.room_id,
+                        before,
+                        messages.NO_UPPER_BOUND - 1 if upto is None else upto,
                     )
                 except Exception as exc:
                     log.warning(
                         "room %s: cannot read the messages after seq %d yet: %s",
                         self.room_id,
-                        self.last,
+                        before,
                         exc,
                     )
                     found = None
-                if everything and found is not None and len(found) < messages.MAX_LIMIT:
-                    self._resync = False  # caught up with the database
-                for message in found or ():
-                    # Messages that arrived through the broker meanwhile moved last on.
-                    if message["seq"] == self.last + 1 and not self.closed:
-                        self.pending.pop(message["seq"], None)
-                        self._deliver(message["seq"], message_frame(message))
-                self._drain()
-                if self.last > before or not (self.pending or self._resync):
+                if found is not None and not self.closed:
+                    self.sequencer.filled(
+                        ((message["seq"], message) for message in found),
+                        caught_up=upto is None and len(found) < messages.MAX_LIMIT,
+                    )
+                if (self.sequencer.last or 0) > before or not self.sequencer.missing:
                     failures = 0
                     continue
                 await asyncio.sleep(FILL_BACKOFF[min(failures, len(FILL_BACKOFF) - 1)])
@@ -229,9 +221,9 @@ class Channel:
         finally:
             self._filling = None
 
-    def close(self):
+    def close(self) -> None:
         self.closed = True
-        self.pending.clear()
+        self.sequencer.clear()
         self.hub.broker.unsubscribe(self.room_id, self._listener)
 
 
