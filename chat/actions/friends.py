@@ -28,7 +28,7 @@ def _same(a, b):
 
 def _request_id(text):
     """The numeric id in a path, or NotFound for anything else."""
-    if REQUEST_ID.match(text) and int(text) <= MAX_REQUEST_ID:
+    if REQUEST_ID.fullmatch(text) and int(text) <= MAX_REQUEST_ID:
         return int(text)
     raise errors.NotFound("No such friend request.")
 

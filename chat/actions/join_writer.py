@@ -25,6 +25,7 @@ free join untouched. CHECK constraints (capacity, balance) back it all.
 """
 
 import collections
+import logging
 
 from chat import errors
 from chat.actions import views
@@ -32,6 +33,8 @@ from chat.actions.rooms import has_member
 from chat.auth import tokens
 from chat.util.batching import Batcher
 from chat.util.times import utcnow
+
+log = logging.getLogger("chat.joins")
 
 
 class _Join:
@@ -59,12 +62,32 @@ class JoinWriter:
         return self._batches.submit(_Join(user_id, room_id, token))
 
     async def _write(self, batch):
-        joins = [pending.work for pending in batch]
-        outcomes = await self._db.transaction(
-            "join_rooms", lambda tx: _Batch(tx, self._price, self._broker).run(joins)
-        )
+        try:
+            outcomes = await self._run([pending.work for pending in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                raise
+            # One join the database refused must not fail the others: each
+            # goes alone, and only the bad one fails.
+            log.warning(
+                "writing %d joins together failed (%s); writing them one by one",
+                len(batch),
+                type(exc).__name__,
+            )
+            for pending in batch:
+                try:
+                    outcome = (await self._run([pending.work]))[0]
+                except Exception as alone:
+                    outcome = alone
+                pending.settle(outcome)
+            return
         for pending, outcome in zip(batch, outcomes, strict=True):
             pending.settle(outcome)
+
+    async def _run(self, joins):
+        return await self._db.transaction(
+            "join_rooms", lambda tx: _Batch(tx, self._price, self._broker).run(joins)
+        )
 
 
 class _Batch:

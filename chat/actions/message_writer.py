@@ -14,9 +14,10 @@ all (up to ``max_batch``) in one transaction:
 Per room, seqs still run 1, 2, 3, ... without gaps: a room's counter moves
 only under its lock, and only by the messages stored. A message that cannot
 be stored (unknown room, not a member) fails alone. A lone message uses the
-one-message path; so does every message of a batch whose insert met a
-duplicate key: a clientMsgId sent again (a retry), which that path answers
-with the original.
+one-message path; so does every message of a batch that failed: a batch
+whose insert met a duplicate key (a clientMsgId sent again, a retry, which
+that path answers with the original), or one the database refused for any
+other reason, so that one bad message never fails the others.
 """
 
 import logging
@@ -75,11 +76,16 @@ class MessageWriter:
                 "store_messages", lambda tx: self._store(tx, items)
             )
         except Exception as exc:
-            if is_duplicate(exc):
-                await self._one_by_one(batch)
-                return
-            log.warning("storing %d messages failed: %s", len(batch), exc)
-            raise
+            # A duplicate clientMsgId (a retry), or one message the database
+            # refused: each message then goes alone, so only the bad one fails.
+            if not is_duplicate(exc):
+                log.warning(
+                    "storing %d messages together failed (%s); storing them one by one",
+                    len(batch),
+                    type(exc).__name__,
+                )
+            await self._one_by_one(batch)
+            return
         for pending, outcome in zip(batch, outcomes, strict=True):
             pending.settle(outcome)
 

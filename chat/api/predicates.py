@@ -13,6 +13,7 @@ other at import time, so a schema that grows a new keyword cannot be checked
 more loosely than it says.
 """
 
+import functools
 import re
 
 # type(x) is T, not isinstance: bool is an int subclass, and True is no integer.
@@ -22,6 +23,21 @@ _IGNORED = {"description"}
 
 class UnsupportedSchema(ValueError):
     pass
+
+
+@functools.lru_cache(maxsize=64)
+def python_regex(pattern: str) -> "re.Pattern[str]":
+    """A JSON Schema (ECMA-262) ``pattern`` as Python reads it.
+
+    ECMA's ``$`` matches only at the very end; Python's also before a final
+    ``\\n``, which would let ``"alice\\n"`` pass ``^[a-z]+$``. A ``$`` that
+    ends the pattern becomes ``\\Z``; no schema here uses ``$`` elsewhere.
+    """
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + "\\Z"
+    if "$" in pattern.replace("\\$", ""):
+        raise UnsupportedSchema(f"pattern {pattern!r}: '$' other than at its end")
+    return re.compile(pattern)
 
 
 def compile_schema(schema):
@@ -117,7 +133,7 @@ def _string_rule(keyword, value):
     if keyword == "maxLength":
         return lambda x: type(x) is str and len(x) <= value
     if keyword == "pattern":
-        search = re.compile(value).search
+        search = python_regex(value).search
         return lambda x: type(x) is str and search(x) is not None
     if keyword == "minUtf8Bytes":
         return lambda x: type(x) is str and len(x.encode("utf-8")) >= value

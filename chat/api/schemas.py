@@ -11,7 +11,7 @@ import jsonschema
 from jsonschema import validators
 
 from chat import errors
-from chat.api.predicates import compile_schema
+from chat.api.predicates import compile_schema, python_regex
 
 # The characters of every id: userIds (chosen at registration), roomIds and
 # requestIds (given out by the server). No other can match a stored id, and
@@ -31,20 +31,36 @@ OPAQUE_ID = {
     "pattern": f"^{ID_CHARS}{{1,64}}$",
     "description": "an id as the server gave it out: 1-64 characters of A-Z a-z 0-9 _ . -",
 }
+# No control characters (C0 and DEL) in anything that names or identifies:
+# a newline or an escape sequence in a name or a device id only ever deceives.
+NO_CONTROLS = "[^\\u0000-\\u001f\\u007f]"
 NAME = {
     "type": "string",
     "minLength": 1,
     "maxLength": 64,
-    "pattern": "\\S",
-    "description": "1-64 characters, not only spaces",
+    "pattern": f"^(?=.*\\S){NO_CONTROLS}+$",
+    "description": "1-64 characters, not only spaces, no control characters",
+}
+DEVICE_ID = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 128,
+    "pattern": f"^{NO_CONTROLS}+$",
+    "description": "1-128 characters, no control characters",
 }
 PASSWORD = {"type": "string", "minUtf8Bytes": 8, "maxUtf8Bytes": 72}
 ROOM_PASSWORD = {"type": "string", "minUtf8Bytes": 4, "maxUtf8Bytes": 72}
 PHONE = {"type": "string", "pattern": "^\\+[0-9]{7,15}$", "description": "'+' and 7-15 digits"}
 COINS = {"type": "integer", "minimum": 0, "maximum": 1000000000}
-SEQ = {"type": "integer", "minimum": 0}
+SEQ = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 CONTENT = {"type": "string", "minLength": 1, "maxLength": 4000}
-CLIENT_MSG_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+CLIENT_MSG_ID = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "pattern": f"^{NO_CONTROLS}+$",
+    "description": "1-64 characters, no control characters",
+}
 PAGE_LIMIT = {"type": "integer", "minimum": 1, "maximum": 200, "description": "default 50"}
 
 
@@ -63,7 +79,7 @@ REQUESTS = {
         ["userId", "deviceId", "name", "phone", "password"],
         {
             "userId": USER_ID,
-            "deviceId": {"type": "string", "minLength": 1, "maxLength": 128},
+            "deviceId": DEVICE_ID,
             "name": NAME,
             "phone": PHONE,
             "password": PASSWORD,
@@ -77,7 +93,7 @@ REQUESTS = {
             "userId": USER_ID,
             "phone": PHONE,
             "password": {"type": "string", "maxLength": 1024},
-            "deviceId": {"type": "string", "minLength": 1, "maxLength": 128},
+            "deviceId": DEVICE_ID,
         },
         oneOf=[{"required": ["userId"]}, {"required": ["phone"]}],
     ),
@@ -196,9 +212,16 @@ def _utf8_bytes(limit_ok, word):
     return check
 
 
+def _pattern(validator, pattern, instance, schema):
+    """``pattern`` as JSON Schema means it: ``$`` is the end of the text (see python_regex)."""
+    if isinstance(instance, str) and not python_regex(pattern).search(instance):
+        yield jsonschema.ValidationError("does not match its pattern")
+
+
 Validator = validators.extend(
     jsonschema.Draft202012Validator,
     {
+        "pattern": _pattern,
         "minUtf8Bytes": _utf8_bytes(lambda n, limit: n >= limit, "at least"),
         "maxUtf8Bytes": _utf8_bytes(lambda n, limit: n <= limit, "at most"),
     },

@@ -6,7 +6,7 @@ import logging
 from tornado import web
 
 from chat import errors
-from chat.api import schemas
+from chat.api import schemas, wire
 
 log = logging.getLogger("chat.http")
 
@@ -101,9 +101,10 @@ class ApiHandler(JsonErrors, web.RequestHandler):
         if self._size > self.ctx.settings.max_body_bytes:
             raise errors.PayloadTooLarge()
         try:
-            body = json.loads(b"".join(self._chunks).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            text = b"".join(self._chunks).decode("utf-8")
+        except UnicodeDecodeError:
             raise errors.InvalidJson() from None
+        body = wire.loads(text, errors.InvalidJson())
         if not isinstance(body, dict):
             raise errors.InvalidJson()
         return schemas.REQUEST[schema_name].validate(body)

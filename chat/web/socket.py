@@ -12,7 +12,6 @@ Output a client does not read piles up in this process; once more than
 
 import asyncio
 import functools
-import json
 import logging
 import struct
 import time
@@ -23,7 +22,7 @@ from tornado.iostream import StreamClosedError
 
 from chat import errors
 from chat.actions import messages
-from chat.api import schemas
+from chat.api import schemas, wire
 from chat.realtime.hub import encode
 from chat.web.base import JsonErrors, authenticate, bearer_token
 
@@ -33,24 +32,24 @@ CLOSE_UNAUTHORIZED = 4001
 
 
 def _parse(raw):
+    """The frame as a dict, and its text (to be checked with ``wire.check_unicode``)."""
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise errors.InvalidJson("A frame must be a JSON object.") from None
-    try:
-        frame = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
-        raise errors.InvalidJson("A frame must be a JSON object.") from None
+    frame = wire.parse(raw, errors.InvalidJson("A frame must be a JSON object."))
     if not isinstance(frame, dict):
         raise errors.InvalidJson("A frame must be a JSON object.")
-    return frame
+    return frame, raw
 
 
 def _ref(frame):
     """The frame's ``ref`` when it is one a reply can echo."""
     ref = frame.get("ref")
-    return ref if isinstance(ref, str) and len(ref) <= 64 else None
+    if isinstance(ref, str) and len(ref) <= 64 and wire.encodable(ref):
+        return ref
+    return None
 
 
 def _text_frame_header(length):
@@ -143,8 +142,9 @@ class SocketHandler(JsonErrors, websocket.WebSocketHandler):
             return  # a frame that crossed our close frame
         ref, kind = None, None
         try:
-            frame = _parse(raw)
+            frame, text = _parse(raw)
             ref = _ref(frame)
+            wire.check_unicode(text, frame)
             kind = frame.get("type")
             schema = schemas.FRAME.get(kind) if isinstance(kind, str) else None
             if schema is None:
