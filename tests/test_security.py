@@ -10,7 +10,7 @@ import secrets
 
 import pytest
 
-from conftest import query
+from helpers import query
 
 SURROGATE = "\\ud800"  # as it appears in JSON text: a lone UTF-16 surrogate escape
 HUGE = "9" * 5000  # beyond Python's 4,300-digit int parsing limit
