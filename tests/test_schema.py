@@ -9,6 +9,7 @@ create and migrate it, ending with the same tables.
 import dataclasses
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -163,6 +164,38 @@ def test_schema_files_run_cleanly_through_the_mysql_client(databases, servers):
     assert "applied schema" not in server.log()
     assert stop(server) == 0
     assert "Traceback" not in server.log()
+
+
+def schema_state(url):
+    """Everything a schema file may change: every table's definition and schema_migrations."""
+    return table_definitions(url), migrations(url)
+
+
+# What the client may say on a re-run: a table that exists, a migration row already there.
+RERUN_NOTES = re.compile(
+    r"^(Note \(Code 1050\): Table '\w+' already exists|"
+    r"Warning \(Code 1062\): Duplicate entry '\d+' for key 'PRIMARY')$"
+)
+
+
+def test_every_schema_file_runs_again_on_an_up_to_date_database_and_changes_nothing(databases):
+    """As ops may re-run the whole sql/schema directory: no error, no change."""
+    files = migrate.schema_files(SCHEMA_DIR)
+    by_client, by_server = databases(), databases()
+    create_database(by_client)
+    for _, filename, path in files:
+        assert mysql_client(by_client, path) == (0, ""), filename
+    migrate.migrate(by_server, SCHEMA_DIR, create_database=True)
+    for url in (by_client, by_server):
+        before = schema_state(url)
+        for _ in range(2):
+            for _, filename, path in files:
+                code, output = mysql_client(url, path)
+                assert code == 0, f"{filename}:\n{output}"
+                for line in output.splitlines():
+                    assert RERUN_NOTES.match(line), f"{filename}: {line}"
+            assert schema_state(url) == before
+    assert table_definitions(by_client) == table_definitions(by_server)
 
 
 def test_the_server_creates_and_migrates_a_missing_database(databases, servers):

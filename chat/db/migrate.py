@@ -3,6 +3,13 @@
 Each file ``NNNN_description.sql`` ends by recording itself in
 ``schema_migrations``, so a database that ops migrated by hand with the
 ``mysql`` client is recognised, and the server applies only what is missing.
+
+Every file must also run again on an up-to-date database without error or
+change, as ops may re-run the whole directory: ``CREATE TABLE IF NOT EXISTS``,
+``INSERT IGNORE INTO schema_migrations``, and for anything else a guard that
+MySQL 8 and MariaDB both accept (a statement chosen from ``information_schema``
+and run with ``PREPARE``/``EXECUTE``; not ``ADD COLUMN IF NOT EXISTS``, which
+MySQL lacks). tests/test_schema.py applies every file twice to check it.
 """
 
 import logging

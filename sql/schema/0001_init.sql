@@ -4,9 +4,10 @@
 -- Run it by hand on an empty database with:
 --   mysql -u root chat < sql/schema/0001_init.sql
 -- The server applies it itself at start-up when schema_migrations lacks it.
+-- Run again on an up-to-date database it succeeds and changes nothing.
 -- Forward-only: never edit this file once it has landed; add a new one.
 
-CREATE TABLE schema_migrations (
+CREATE TABLE IF NOT EXISTS schema_migrations (
     version     INT UNSIGNED NOT NULL PRIMARY KEY,
     name        VARCHAR(255) NOT NULL,
     applied_at  DATETIME(3)  NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
@@ -14,7 +15,7 @@ CREATE TABLE schema_migrations (
 
 -- user_id is chosen by the client; its collation makes "Alice" and "alice"
 -- the same account, so nobody can register a look-alike of someone else.
-CREATE TABLE users (
+CREATE TABLE IF NOT EXISTS users (
     user_id         VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL PRIMARY KEY,
     device_id       VARCHAR(128) NOT NULL,
     name            VARCHAR(64)  NOT NULL,
@@ -31,7 +32,7 @@ CREATE TABLE users (
 -- member_count is kept in the same transaction as room_members, under the
 -- room row's lock; the CHECK makes an overfull room impossible even for a
 -- buggy caller. last_seq is the room's message counter.
-CREATE TABLE rooms (
+CREATE TABLE IF NOT EXISTS rooms (
     room_id         CHAR(16)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
     name            VARCHAR(64)  NOT NULL,
     owner_id        VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL,
@@ -46,7 +47,7 @@ CREATE TABLE rooms (
     CONSTRAINT rooms_not_overfull CHECK (member_count <= capacity)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-CREATE TABLE room_members (
+CREATE TABLE IF NOT EXISTS room_members (
     room_id         CHAR(16)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
     user_id         VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL,
     charged         INT UNSIGNED NOT NULL DEFAULT 0,
@@ -58,7 +59,7 @@ CREATE TABLE room_members (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- Only the SHA-256 of an invitation token is kept. used_at makes it single-use.
-CREATE TABLE invitations (
+CREATE TABLE IF NOT EXISTS invitations (
     invitation_id   BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     token_hash      BINARY(32)   NOT NULL,
     room_id         CHAR(16)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
@@ -77,7 +78,7 @@ CREATE TABLE invitations (
 
 -- Every change of a balance is a row here, written in the transaction that
 -- changes users.avail_coins: per user, SUM(delta) = avail_coins.
-CREATE TABLE coin_ledger (
+CREATE TABLE IF NOT EXISTS coin_ledger (
     entry_id        BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     user_id         VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL,
     delta           BIGINT       NOT NULL,
@@ -92,7 +93,7 @@ CREATE TABLE coin_ledger (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- Login tokens revoked by logout, kept until they would have expired anyway.
-CREATE TABLE revoked_tokens (
+CREATE TABLE IF NOT EXISTS revoked_tokens (
     jti             CHAR(32)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
     user_id         VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL,
     expires_at      DATETIME(3)  NOT NULL,
@@ -101,7 +102,7 @@ CREATE TABLE revoked_tokens (
 
 -- pending_flag is 1 while a request is pending and NULL afterwards, so the
 -- unique key allows one pending request per direction and any number of old ones.
-CREATE TABLE friend_requests (
+CREATE TABLE IF NOT EXISTS friend_requests (
     request_id      BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     from_user_id    VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL,
     to_user_id      VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL,
@@ -118,7 +119,7 @@ CREATE TABLE friend_requests (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- One row per friendship, the smaller userId first.
-CREATE TABLE friendships (
+CREATE TABLE IF NOT EXISTS friendships (
     user_a          VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL,
     user_b          VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL,
     created_at      DATETIME(3)  NOT NULL,
@@ -129,4 +130,4 @@ CREATE TABLE friendships (
     CONSTRAINT friendships_ordered CHECK (user_a < user_b)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-INSERT INTO schema_migrations (version, name) VALUES (1, '0001_init');
+INSERT IGNORE INTO schema_migrations (version, name) VALUES (1, '0001_init');

@@ -3,9 +3,10 @@
 --
 -- Run it by hand after 0001 with:
 --   mysql -u root chat < sql/schema/0002_messages.sql
+-- Run again on an up-to-date database it succeeds and changes nothing.
 -- Forward-only: never edit this file once it has landed; add a new one.
 
-CREATE TABLE messages (
+CREATE TABLE IF NOT EXISTS messages (
     message_id      BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     room_id         CHAR(16)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
     seq             BIGINT UNSIGNED NOT NULL,
@@ -20,4 +21,4 @@ CREATE TABLE messages (
     CONSTRAINT messages_seq_positive CHECK (seq >= 1)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-INSERT INTO schema_migrations (version, name) VALUES (2, '0002_messages');
+INSERT IGNORE INTO schema_migrations (version, name) VALUES (2, '0002_messages');
