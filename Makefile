@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 run: $(VENV)/.runtime
 	$(PY) server.py
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev /usr/bin/chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The unit tier alone: no database, Redis or sockets (tests/unit/conftest.py only).
@@ -34,6 +34,10 @@ $(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
 $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
+
+# The browser tests drive Debian's Chromium; install it where it is missing.
+/usr/bin/chromium:
+	apt-get update && apt-get install -y chromium
 
 clean:
 	rm -rf $(VENV)

@@ -4,7 +4,7 @@ from tornado import web
 
 from chat.api.schemas import PATH_ID
 from chat.realtime.hub import Hub
-from chat.web import admin, docs, friends, health, messages, rooms, socket, users
+from chat.web import admin, client, docs, friends, health, messages, rooms, socket, users
 from chat.web.base import NotFoundHandler
 
 # An id in a path is made of schemas.ID_CHARS; any other is no such path (a JSON 404).
@@ -41,6 +41,7 @@ def make_app(ctx):
     hub = Hub(ctx)
     routes = [web.url(pattern, handler, {"ctx": ctx}) for pattern, handler in ROUTES]
     routes.append(web.url(r"/api/ws", socket.SocketHandler, {"ctx": ctx, "hub": hub}))
+    routes += client.ClientBundle.load(ctx.settings.join_price).routes(ctx)
     application = web.Application(
         routes,
         default_handler_class=NotFoundHandler,

@@ -161,3 +161,51 @@ def server_procs(database, io_loop):
             server.api.close()
     failures = [log for log in logs if "Traceback" in log]
     assert not failures, "a server logged an exception:\n" + "\n".join(failures)
+
+
+# -- the web client in a real browser (tests/test_webclient.py) ----------------
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make test` installs it when missing
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WEB_ADMIN_KEY = "web-admin-" + secrets.token_hex(16)
+
+
+@pytest.fixture(scope="module")
+def web_server(database):
+    """A server.py for a module's browser tests: operator grants, no rate limits."""
+    server = ServerProcess(
+        database,
+        TEST_SECRET,
+        admin_key=WEB_ADMIN_KEY,
+        signup_grants="operator",
+        rate_limits="off",
+    )
+    server.start()
+    server.admin_key = WEB_ADMIN_KEY
+    yield server
+    log = server.close()
+    assert "Traceback" not in log, "the server logged an exception:\n" + log
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium driven by Playwright (never a browser Playwright downloads)."""
+    from playwright.sync_api import sync_playwright
+
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: apt-get install -y chromium"
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+    finally:
+        playwright.stop()

@@ -138,8 +138,9 @@ async def test_a_chunked_body_over_64_kib_is_payload_too_large(api):
     [
         ("GET", "/api/nothing-here"),
         ("POST", "/api/nothing-here"),
-        ("GET", "/"),
+        ("GET", "/index.html"),
         ("GET", "/favicon.ico"),
+        ("GET", "/static/app.js"),
         ("GET", "/api/profile/"),
         ("GET", "/api/profile/a/b"),
         ("DELETE", "/api/create/extra"),

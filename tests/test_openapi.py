@@ -18,6 +18,7 @@ from tornado import web
 from chat import errors
 from chat.api import openapi, schemas
 from chat.web.base import NotFoundHandler
+from chat.web.client import ClientHandler
 from helpers import PASSWORD, served_routes
 
 ADMIN_KEY = "admin-key-" + "k" * 16
@@ -26,11 +27,11 @@ PATH_ITEM_FIELDS = METHODS | {"summary", "description", "parameters", "servers"}
 
 
 def routed(app):
-    """Pattern -> handler of every route the application serves but a catch-all."""
+    """Pattern -> handler of every API route: not the catch-all, not the web client's files."""
     return {
         pattern: handler
         for pattern, handler in served_routes(app).items()
-        if not issubclass(handler, NotFoundHandler)
+        if not issubclass(handler, (NotFoundHandler, ClientHandler))
     }
 
 

@@ -1,0 +1,441 @@
+"""The web client at ``/``, driven in a real browser (Debian's Chromium through Playwright).
+
+Each person is a browser context of their own (separate storage, as separate
+devices), talking to a real ``server.py`` over real HTTP and WebSockets.
+Every page records its console; a test ends by checking that nothing was
+logged as an error or a warning. Screenshots of the main screens go to
+``test-artifacts/screens/`` (not committed; a few are copied into docs/).
+"""
+
+import json
+import os
+import re
+import secrets
+import urllib.error
+import urllib.request
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from helpers import PASSWORD, ROOT
+
+SCREENS = os.path.join(ROOT, "test-artifacts", "screens")
+DESKTOP = {"width": 1100, "height": 720}
+PHONE = {"width": 360, "height": 740}
+HOSTILE = [
+    '<img src=x onerror="window.__pwned=1">',
+    "</script><script>window.__pwned=2</script>",
+]
+
+expect.set_options(timeout=10_000)
+
+
+# -- the API, as an operator and a second device would use it -----------------
+
+
+def call(server, method, path, body=None, token=None, admin=False):
+    """(status, parsed body) of one HTTP request to ``server``."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    if admin:
+        headers["X-Admin-Key"] = server.admin_key
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(server.base_url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        return err.code, json.loads(raw) if raw else None
+
+
+def new_user(server, prime=False, coins=0, name=None):
+    """A registered user (prime and coins granted by the operator); a dict of its fields."""
+    user_id = "w_" + secrets.token_hex(5)
+    user = {
+        "userId": user_id,
+        "name": name or user_id,
+        "phone": "+1" + str(secrets.randbelow(10**12)).zfill(12),
+        "password": PASSWORD,
+        "deviceId": "api",
+    }
+    status, body = call(server, "POST", "/api/create", user)
+    assert status == 201, body
+    grant(server, user_id, prime=prime, coins=coins)
+    return user
+
+
+def grant(server, user_id, prime=False, coins=0):
+    grants = {}
+    if prime:
+        grants["isPrime"] = True
+    if coins:
+        grants["coins"] = coins
+    if grants:
+        status, body = call(
+            server, "POST", f"/api/admin/users/{user_id}/grants", grants, admin=True
+        )
+        assert status == 200, body
+
+
+def token_of(server, user):
+    status, body = call(
+        server, "POST", "/api/login", {"userId": user["userId"], "password": PASSWORD}
+    )
+    assert status == 200, body
+    return body["token"]
+
+
+# -- a person in a browser ----------------------------------------------------
+
+
+class Person:
+    """One browser context (one device) with its page, its console and its requests."""
+
+    def __init__(self, browser: Browser, server, viewport=None):
+        self.server = server
+        self.context = browser.new_context(viewport=viewport or DESKTOP)
+        self.page: Page = self.context.new_page()
+        self.problems: list[str] = []
+        self.urls: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+        self.page.on("request", lambda req: self.urls.append(req.url))
+        self.page.on("websocket", lambda ws: self.urls.append(ws.url))
+        self.refused: list[str] = []  # "status path" of every HTTP answer >= 400
+        self.page.on("response", self._response)
+
+    def _response(self, response):
+        if response.status >= 400:
+            self.refused.append(f"{response.status} {response.url.split('/', 3)[3]}")
+
+    def _console(self, message):
+        if message.type in ("error", "warning"):
+            self.problems.append(f"{message.type}: {message.text}")
+
+    def open(self, path="/"):
+        self.page.goto(self.server.base_url + path)
+        return self
+
+    def sign_in(self, identifier, password=PASSWORD):
+        page = self.page
+        page.get_by_label("User ID or phone number").fill(identifier)
+        page.get_by_label("Password", exact=True).fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#conn")).to_have_text("Connected")
+        return self
+
+    def register(self, user_id, name, phone, password=PASSWORD):
+        page = self.page
+        form = page.locator("#register-form")
+        form.get_by_label("User ID").fill(user_id)
+        form.get_by_label("Display name").fill(name)
+        form.get_by_label("Phone").fill(phone)
+        form.get_by_label("Password").fill(password)
+        form.get_by_role("button", name="Create account").click()
+        expect(page.locator("#conn")).to_have_text("Connected")
+        return self
+
+    def open_room(self, name):
+        self.page.locator("#room-list").get_by_role(
+            "button", name=re.compile(re.escape(name))
+        ).click()
+        expect(self.page.locator("#room-title")).to_have_text(name)
+
+    def say(self, text):
+        box = self.page.get_by_label("Message", exact=True)
+        box.fill(text)
+        box.press("Enter")
+        expect(self.sent().last).to_have_text(text)
+
+    def sent(self):
+        """The stored messages shown in the open room (not the ones still being sent)."""
+        return self.page.locator("#log-lists ol.messages:not(.pending) .body")
+
+    def texts(self):
+        return self.sent().all_text_contents()
+
+    def shot(self, name):
+        os.makedirs(SCREENS, exist_ok=True)
+        self.page.screenshot(path=os.path.join(SCREENS, name + ".png"))
+
+    def assert_quiet(self, allowed=()):
+        """No console error or warning, except ``allowed`` regular expressions."""
+        left = [p for p in self.problems if not any(re.search(a, p) for a in allowed)]
+        assert not left, (left, self.refused)
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def people(browser, web_server):
+    made = []
+
+    def person(viewport=None):
+        made.append(Person(browser, web_server, viewport))
+        return made[-1]
+
+    yield person
+    for p in made:
+        p.close()
+
+
+def create_room_in_ui(person, name, password):
+    page = person.page
+    page.get_by_role("button", name="New room").click()
+    dialog = page.locator("#create-dialog")
+    dialog.get_by_label("Room name").fill(name)
+    dialog.get_by_label("Room password").fill(password)
+    dialog.get_by_role("button", name="Create room").click()
+    expect(page.locator("#room-title")).to_have_text(name)
+    return page.locator("#room-id").inner_text().split()[2]
+
+
+def join_in_ui(person, room_id, password):
+    page = person.page
+    page.get_by_role("button", name="Join a room").click()
+    dialog = page.locator("#join-dialog")
+    dialog.get_by_label("Room ID").fill(room_id)
+    dialog.get_by_label("Room password").fill(password)
+    return dialog
+
+
+# -- the tests ------------------------------------------------------------------
+
+
+def test_two_people_chat_join_by_password_and_by_invitation(people, web_server):
+    alice_id, bob_id = "alice_" + secrets.token_hex(3), "bob_" + secrets.token_hex(3)
+    alice_phone = "+44" + str(secrets.randbelow(10**10)).zfill(10)
+    first_device, bob = people(), people()
+
+    # Alice registers in the page, the operator makes her prime, and she signs
+    # in on another device (by phone) to see it.
+    first_device.open()
+    expect(first_device.page.get_by_role("heading", name="Sign in")).to_be_visible()
+    first_device.shot("sign-in")
+    first_device.register(alice_id, "Alice", alice_phone)
+    first_device.assert_quiet()
+    grant(web_server, alice_id, prime=True)
+    alice = people().open().sign_in(alice_phone)
+    room_id = create_room_in_ui(alice, "Team room", "team-pass")
+
+    # Bob registers and joins by room id and password: his first room is free.
+    bob.open().register(bob_id, "Bob", "+1" + str(secrets.randbelow(10**12)).zfill(12))
+    dialog = join_in_ui(bob, room_id, "team-pass")
+    expect(dialog.locator("#join-price")).to_have_text("Joining is free: your first room is free.")
+    dialog.get_by_role("button", name="Join").click()
+    expect(bob.page.locator("#notice")).to_contain_text("You joined Team room. It was free")
+    expect(bob.page.locator("#room-title")).to_have_text("Team room")
+
+    # Alice's member list follows member_joined.
+    alice.page.get_by_role("button", name="Members").click()
+    expect(alice.page.locator("#member-list")).to_contain_text("Bob")
+
+    # They chat both ways and see each other typing.
+    alice.say("Hello Bob!")
+    expect(bob.sent().last).to_have_text("Hello Bob!")
+    bob.page.get_by_label("Message", exact=True).fill("typing a reply")
+    expect(alice.page.locator("#typing")).to_have_text("Bob is typing…")
+    bob.page.get_by_label("Message", exact=True).press("Enter")
+    expect(alice.sent().last).to_have_text("typing a reply")
+    expect(alice.page.locator("#typing")).to_have_text("")
+    alice.page.get_by_label("Message", exact=True).fill("and back")
+    expect(bob.page.locator("#typing")).to_have_text("Alice is typing…")
+    alice.page.get_by_label("Message", exact=True).press("Enter")
+    expect(bob.sent().last).to_have_text("and back")
+
+    # A hostile message is text on the other side, and runs nothing.
+    for text in HOSTILE:
+        bob.say(text)
+        expect(alice.sent().last).to_have_text(text)
+    assert alice.page.evaluate("window.__pwned") is None
+    assert alice.page.locator("#log img").count() == 0
+    alice.shot("room-desktop")
+
+    # Bob becomes prime; Alice invites him to a second room with a link that
+    # opens the client; the token travels in the fragment only.
+    grant(web_server, bob_id, prime=True)
+    create_room_in_ui(alice, "Inner circle", "inner-pass")
+    alice.page.get_by_role("button", name="Invite").click()
+    invite = alice.page.locator("#invite-dialog")
+    invite.get_by_label("Their user ID").fill(bob_id)
+    invite.get_by_role("button", name="Create link").click()
+    link_box = invite.get_by_label("Invitation link")
+    expect(link_box).to_have_value(re.compile("^" + re.escape(web_server.base_url + "/#invite=")))
+    link = link_box.input_value()
+    expect(invite.locator("#invite-info")).to_contain_text(f"only for {bob_id}")
+    alice.shot("invite")
+    invite.get_by_role("button", name="Close").click()
+    token = link.split("#invite=", 1)[1]
+
+    bob.page.goto(link)
+    dialog = bob.page.locator("#join-dialog")
+    expect(dialog.get_by_role("heading")).to_have_text("Join by invitation")
+    expect(dialog.locator("#join-price")).to_contain_text("prime members join free")
+    assert "#invite" not in bob.page.url
+    dialog.get_by_role("button", name="Join").click()
+    expect(bob.page.locator("#room-title")).to_have_text("Inner circle")
+    assert not [u for u in bob.urls if token in u], "the invitation token was sent in a URL"
+
+    bob.say("made it in")
+    expect(alice.sent().last).to_have_text("made it in")
+
+    # Bob's network drops while Alice keeps writing; when it returns every
+    # message is there once, in order.
+    bob.context.set_offline(True)
+    expect(bob.page.locator("#conn")).to_contain_text("Offline")
+    missed = [f"while you were away {n}" for n in range(1, 6)]
+    for text in missed:
+        alice.say(text)
+    bob.shot("offline")
+    bob.context.set_offline(False)
+    expect(bob.page.locator("#conn")).to_have_text("Connected")
+    expect(bob.sent().last).to_have_text(missed[-1])
+    assert bob.texts() == ["made it in", *missed]
+    assert bob.texts() == alice.texts()
+
+    alice.assert_quiet()
+    bob.assert_quiet()
+    for person in (alice, bob):
+        assert not [u for u in person.urls if "token=" in u.lower()], person.urls
+
+
+def test_paid_join_shows_price_and_new_balance(people, web_server):
+    owner = new_user(web_server, prime=True)
+    payer = new_user(web_server, coins=220, name="Payer")
+    poor = new_user(web_server, coins=40, name="Poor")
+    token = token_of(web_server, owner)
+    rooms = []
+    for name in ("First", "Second"):
+        status, body = call(
+            web_server,
+            "POST",
+            "/api/chatrooms",
+            {"name": name, "password": "pw-" + name},
+            token=token,
+        )
+        assert status == 201, body
+        rooms.append(body["room"]["roomId"])
+    for user in (payer, poor):  # their free first room
+        status, body = call(
+            web_server,
+            "POST",
+            "/api/joinroom",
+            {"roomId": rooms[0], "password": "pw-First"},
+            token=token_of(web_server, user),
+        )
+        assert status == 200 and body["charged"] == 0, body
+
+    person = people().open()
+    person.sign_in(payer["userId"])
+    expect(person.page.locator("#coins")).to_have_text("220 coins")
+    dialog = join_in_ui(person, rooms[1], "pw-Second")
+    expect(dialog.locator("#join-price")).to_have_text(
+        "This room costs 150 coins; you have 220. You will have 70 left."
+    )
+    person.shot("paid-join")
+    dialog.get_by_role("button", name="Pay 150 coins and join").click()
+    expect(person.page.locator("#notice")).to_have_text(
+        "You joined Second. You paid 150 coins; you now have 70 coins."
+    )
+    expect(person.page.locator("#coins")).to_have_text("70 coins")
+    person.assert_quiet()
+
+    other = people().open()
+    other.sign_in(poor["userId"])
+    dialog = join_in_ui(other, rooms[1], "pw-Second")
+    expect(dialog.locator("#join-price")).to_have_text(
+        "This room costs 150 coins; you have 40. You need 110 more coins to join."
+    )
+    expect(dialog.get_by_role("button", name="Pay 150 coins and join")).to_be_disabled()
+    other.assert_quiet()
+
+
+def test_errors_are_in_words(people, web_server):
+    user = new_user(web_server)
+    person = people().open()
+    page = person.page
+    page.get_by_label("User ID or phone number").fill(user["userId"])
+    page.get_by_label("Password", exact=True).fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#login-form .form-error")).to_have_text(
+        "Wrong user ID, phone number or password."
+    )
+    person.sign_in(user["userId"])
+    dialog = join_in_ui(person, "nosuchroom", "whatever")
+    dialog.get_by_role("button", name="Join").click()
+    expect(dialog.locator(".form-error")).to_have_text("There is no room with that ID.")
+    # The browser logs each refused request; nothing else may appear.
+    person.assert_quiet(allowed=[r"status of (401|404)"])
+
+
+def test_phone_sized_screen_and_keyboard_only(people, web_server):
+    owner = new_user(web_server, prime=True, name="Phone owner")
+    token = token_of(web_server, owner)
+    status, body = call(
+        web_server, "POST", "/api/chatrooms", {"name": "Pocket", "password": "pocket"}, token=token
+    )
+    assert status == 201, body
+    person = people(PHONE).open()
+    page = person.page
+
+    # Sign in with the keyboard alone.
+    page.get_by_label("User ID or phone number").focus()
+    page.keyboard.type(owner["userId"])
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.locator("#conn")).to_have_text("Connected")
+    person.shot("rooms-phone")
+    for _ in range(30):
+        if page.evaluate("document.activeElement.classList.contains('room-item')"):
+            break
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#room-title")).to_have_text("Pocket")
+    assert page.evaluate("document.activeElement.id") == "composer-input"
+    page.keyboard.type("sent from a small screen")
+    page.keyboard.press("Enter")
+    expect(person.sent().last).to_have_text("sent from a small screen")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    expect(page.locator("#room-list")).to_be_hidden()
+    person.shot("room-phone")
+    page.get_by_role("button", name="← Rooms").click()
+    expect(page.locator("#room-list")).to_be_visible()
+    person.assert_quiet()
+
+
+def test_first_load_is_light_and_cached_by_name(people, web_server):
+    person = people()
+    sizes = {}
+
+    def record(response):
+        kind = response.headers.get("content-type", "")
+        if any(k in kind for k in ("text/html", "javascript", "text/css")):
+            sizes[response.url] = (len(response.body()), response.headers.get("cache-control"))
+
+    person.page.on("response", record)
+    person.open()
+    expect(person.page.get_by_role("heading", name="Sign in")).to_be_visible()
+    person.page.wait_for_load_state("networkidle")
+    total = sum(size for size, _ in sizes.values())
+    assert total < 150_000, sizes
+    assert len(sizes) >= 4, sizes  # the page, the styles, and every module
+    for url, (_, cache) in sizes.items():
+        if url.rstrip("/") == web_server.base_url:
+            assert cache == "no-cache"
+        else:
+            assert re.search(r"/static/[0-9a-f]{16}/", url), url
+            assert cache == "public, max-age=31536000, immutable"
+    person.assert_quiet()
+
+    stale = re.sub(
+        r"/static/[0-9a-f]{16}/",
+        "/static/0000000000000000/",
+        next(u for u in sizes if "/static/" in u),
+    )
+    status, body = call(web_server, "GET", stale.replace(web_server.base_url, ""))
+    assert status == 404 and body["error"]["code"] == "not_found"
