@@ -220,7 +220,7 @@ async def test_a_wrong_method_on_an_authenticated_path_checks_the_token_first(ap
 
 @pytest.mark.gen_test
 async def test_an_unexpected_fault_is_a_500_without_its_details(api, monkeypatch):
-    async def broken(ctx, body):
+    async def broken(ctx, **kwargs):
         raise RuntimeError("SELECT secret FROM users WHERE password = 'hunter22'")
 
     monkeypatch.setattr(user_actions, "register", broken)

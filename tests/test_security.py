@@ -215,7 +215,7 @@ async def test_a_message_the_database_refuses_fails_alone_in_its_batch(api, ctx,
     outcomes = await asyncio.gather(*futures, return_exceptions=True)
     failed = [o for o in outcomes if isinstance(o, Exception)]
     assert len(failed) == 1 and outcomes[2] is failed[0]
-    seqs = sorted(created[1]["seq"] for created in outcomes if not isinstance(created, Exception))
+    seqs = sorted(created[1].seq for created in outcomes if not isinstance(created, Exception))
     assert seqs == [1, 2, 3, 4, 5]
 
 
@@ -229,5 +229,5 @@ async def test_a_join_the_database_refuses_fails_alone_in_its_batch(api, ctx):
     outcomes = await asyncio.gather(*futures, return_exceptions=True)
     assert isinstance(outcomes[1], Exception)
     good = [o for i, o in enumerate(outcomes) if i != 1]
-    assert all(not isinstance(o, Exception) and o["charged"] == 0 for o in good), good
-    assert good[-1]["room"]["memberCount"] == 4
+    assert all(not isinstance(o, Exception) and o.charged == 0 for o in good), good
+    assert len(good[-1].room.members) == 4

@@ -5,11 +5,15 @@ Each listing is paged by key: ``after`` is the last key of the previous page
 to ask with for the following page, or None on the last one.
 """
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from chat import errors
-from chat.actions import views
-from chat.util.times import iso
+from chat.models import Account, Ledger, LedgerEntry, Page, RoomSummary
+
+if TYPE_CHECKING:
+    from chat.context import Context
 
 DEFAULT_LIMIT = 50
 
@@ -27,8 +31,8 @@ def _page(rows: list[dict[str, Any]], limit: int, key: str) -> tuple[list[dict[s
 
 
 async def list_users(
-    ctx: Any, *, query: str | None = None, after: str = "", limit: int = DEFAULT_LIMIT
-) -> dict[str, Any]:
+    ctx: Context, *, query: str | None = None, after: str = "", limit: int = DEFAULT_LIMIT
+) -> Page[Account]:
     """Users in userId order; with ``query``, those whose userId or phone starts with
     it or whose name contains it (without regard to case)."""
     if query:
@@ -45,23 +49,12 @@ async def list_users(
     else:
         rows = await ctx.db.fetch_all("admin_list_users", after=after, limit=limit + 1)
     shown, following = _page(list(rows), limit, "user_id")
-    return {"users": [views.own_profile(row) for row in shown], "next": following}
-
-
-def ledger_entry(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "entryId": str(row["entry_id"]),
-        "delta": int(row["delta"]),
-        "balanceAfter": int(row["balance_after"]),
-        "reason": row["reason"],
-        "roomId": row["room_id"],
-        "createdAt": iso(row["created_at"]),
-    }
+    return Page([Account.from_row(row) for row in shown], following)
 
 
 async def user_ledger(
-    ctx: Any, *, user_id: str, after: int = 0, limit: int = DEFAULT_LIMIT
-) -> dict[str, Any]:
+    ctx: Context, *, user_id: str, after: int = 0, limit: int = DEFAULT_LIMIT
+) -> Ledger:
     """The account and its coin ledger, oldest entry first."""
     user = await ctx.db.fetch_one("get_profile", user_id=user_id)
     if user is None:
@@ -70,27 +63,14 @@ async def user_ledger(
         "admin_user_ledger", user_id=user_id, after=after, limit=limit + 1
     )
     shown, following = _page(list(rows), limit, "entry_id")
-    return {
-        "user": views.own_profile(user),
-        "entries": [ledger_entry(row) for row in shown],
-        "next": None if following is None else str(following),
-    }
+    entries = [LedgerEntry.from_row(row) for row in shown]
+    return Ledger(Account.from_row(user), Page(entries, following))
 
 
-def room_summary(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "roomId": row["room_id"],
-        "name": row["name"],
-        "ownerId": row["owner_id"],
-        "capacity": int(row["capacity"]),
-        "memberCount": int(row["member_count"]),
-        "lastSeq": int(row["last_seq"]),
-        "createdAt": iso(row["created_at"]),
-    }
-
-
-async def list_rooms(ctx: Any, *, after: str = "", limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
+async def list_rooms(
+    ctx: Context, *, after: str = "", limit: int = DEFAULT_LIMIT
+) -> Page[RoomSummary]:
     """Every room in roomId order, with its member count and latest message seq."""
     rows = await ctx.db.fetch_all("admin_list_rooms", after=after, limit=limit + 1)
     shown, following = _page(list(rows), limit, "room_id")
-    return {"rooms": [room_summary(row) for row in shown], "next": following}
+    return Page([RoomSummary.from_row(row) for row in shown], following)

@@ -9,12 +9,18 @@ until it commits. The unique keys stay as a last line of defence; a
 duplicate key they raise is answered as the conflict it means, never as a 500.
 """
 
+from __future__ import annotations
+
 import re
+from typing import TYPE_CHECKING
 
 from chat import errors
-from chat.actions import views
 from chat.db.pool import is_duplicate
+from chat.models import FriendRequest, Profile
 from chat.util.times import utcnow
+
+if TYPE_CHECKING:
+    from chat.context import Context
 
 # requestId is the BIGINT UNSIGNED key as a string.
 REQUEST_ID = re.compile(r"^[0-9]{1,20}$")
@@ -46,13 +52,14 @@ async def _lock_pair(tx, a, b):
     return [row["user_id"] for row in await tx.fetch_all("lock_user_pair", a=a, b=b)]
 
 
-async def send_request(ctx, sender_id, body):
+async def send_request(
+    ctx: Context, *, sender_id: str, receiver_id: str
+) -> tuple[FriendRequest, bool]:
     """Send a request; returns (FriendRequest, created).
 
     ``created`` is False when the receiver had already asked the sender: that
     request is accepted instead and returned.
     """
-    receiver_id = body["userId"]
     if _same(sender_id, receiver_id):
         raise errors.ValidationFailed(
             [{"field": "userId", "message": "must be someone other than yourself"}],
@@ -102,7 +109,7 @@ async def send_request(ctx, sender_id, body):
         return row, True
 
     row, created = await ctx.db.transaction("send_friend_request", send)
-    return views.friend_request(row), created
+    return FriendRequest.from_row(row), created
 
 
 async def _answer(tx, request, status, now):
@@ -129,7 +136,7 @@ async def _answer(tx, request, status, now):
     return {**request, "status": status, "responded_at": now}
 
 
-async def respond(ctx, user_id, request_id, accept):
+async def respond(ctx: Context, *, user_id: str, request_id: str, accept: bool) -> FriendRequest:
     """The receiver accepts or declines a pending request; anyone else gets 404."""
     request_id = _request_id(request_id)
     request = await _request_of(ctx, request_id, "to_user_id", user_id)
@@ -144,10 +151,10 @@ async def respond(ctx, user_id, request_id, accept):
         return await _answer(tx, current, "accepted" if accept else "declined", utcnow())
 
     name = "accept_friend_request" if accept else "decline_friend_request"
-    return views.friend_request(await ctx.db.transaction(name, answer))
+    return FriendRequest.from_row(await ctx.db.transaction(name, answer))
 
 
-async def withdraw(ctx, user_id, request_id):
+async def withdraw(ctx: Context, *, user_id: str, request_id: str) -> None:
     """The sender deletes a request that is still pending; otherwise 404."""
     request_id = _request_id(request_id)
     request = await _request_of(ctx, request_id, "from_user_id", user_id)
@@ -161,18 +168,20 @@ async def withdraw(ctx, user_id, request_id):
     await ctx.db.transaction("withdraw_friend_request", delete)
 
 
-async def list_requests(ctx, user_id, args):
-    """The user's requests, newest first; ``args`` may narrow direction and status."""
-    direction = args.get("direction")
+async def list_requests(
+    ctx: Context, *, user_id: str, direction: str | None = None, status: str | None = None
+) -> list[FriendRequest]:
+    """The user's requests, newest first, maybe of one direction and/or status."""
     rows = await ctx.db.fetch_all(
         "list_friend_requests",
         user_id=user_id,
         incoming=direction in (None, "incoming"),
         outgoing=direction in (None, "outgoing"),
-        status=args.get("status"),
+        status=status,
     )
-    return [views.friend_request(row) for row in rows]
+    return [FriendRequest.from_row(row) for row in rows]
 
 
-async def list_friends(ctx, user_id):
-    return [views.profile(row) for row in await ctx.db.fetch_all("list_friends", user_id=user_id)]
+async def list_friends(ctx: Context, *, user_id: str) -> list[Profile]:
+    rows = await ctx.db.fetch_all("list_friends", user_id=user_id)
+    return [Profile.from_row(row) for row in rows]

@@ -28,9 +28,10 @@ import collections
 import logging
 
 from chat import errors
-from chat.actions import views
 from chat.actions.rooms import has_member
+from chat.api import views
 from chat.auth import tokens
+from chat.models import Joined, Room
 from chat.util.batching import Batcher
 from chat.util.times import utcnow
 
@@ -56,7 +57,7 @@ class JoinWriter:
     def submit(self, user_id, room_id=None, token=None):
         """Queue a join by room (password already checked) or by invitation token.
 
-        The future resolves to ``{"room", "charged", "availCoins"}`` or raises
+        The future resolves to ``Joined`` or raises
         the join's refusal (``errors.ChatError``).
         """
         return self._batches.submit(_Join(user_id, room_id, token))
@@ -217,11 +218,7 @@ class _Batch:
 
     @staticmethod
     def _answer(room, charged, user):
-        return {
-            "room": views.room(room, room["members"]),
-            "charged": charged,
-            "availCoins": int(user["avail_coins"]),
-        }
+        return Joined(Room.from_row(room, room["members"]), charged, int(user["avail_coins"]))
 
     async def _write(self):
         tx = self.tx

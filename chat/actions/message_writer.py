@@ -23,8 +23,10 @@ other reason, so that one bad message never fails the others.
 import logging
 
 from chat import errors
-from chat.actions import messages, views
+from chat.actions import messages
+from chat.api import views
 from chat.db.pool import is_duplicate
+from chat.models import Message
 from chat.util.batching import Batcher
 from chat.util.times import utcnow
 
@@ -135,12 +137,14 @@ class MessageWriter:
                 outcomes.append(row)
         if rows:
             await self._insert(tx, rows)
-        shown = {id(row): views.message(row) for row in rows}
-        for row in rows:
+        stored = {id(row): Message.from_row(row) for row in rows}
+        for message in stored.values():
             tx.after_commit(
-                self._broker.publish, row["room_id"], {"type": "message", "message": shown[id(row)]}
+                self._broker.publish,
+                message.room_id,
+                views.message_event(views.message(message)),
             )
-        return [(True, shown[id(o)]) if isinstance(o, dict) else o for o in outcomes]
+        return [(True, stored[id(o)]) if isinstance(o, dict) else o for o in outcomes]
 
     async def _insert(self, tx, rows):
         await tx.execute_many("insert_message", rows)

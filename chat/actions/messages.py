@@ -7,10 +7,20 @@ once N's transaction has ended. Subscribers hear of a message only after it
 has committed.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from chat import errors
-from chat.actions import views
+from chat.api import views
 from chat.db.pool import is_duplicate
+from chat.models import Message, MessagePage
 from chat.util.times import utcnow
+
+if TYPE_CHECKING:
+    from chat.context import Context
+    from chat.db.pool import Database, Transaction
+    from chat.realtime.broker import Broker
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -18,7 +28,7 @@ MAX_LIMIT = 200
 NO_UPPER_BOUND = 2**63 - 1
 
 
-async def room_access(db, user_id, room_id):
+async def room_access(db: Database | Transaction, user_id: str, room_id: str) -> int:
     """The room's latest seq, for a member; NotFound / NotRoomMember otherwise.
 
     ``db`` is the Database, or a Transaction to read inside it.
@@ -31,22 +41,29 @@ async def room_access(db, user_id, room_id):
     return int(row["last_seq"])
 
 
-async def send_message(ctx, user_id, body):
+async def send_message(
+    ctx: Context, *, user_id: str, room_id: str, content: str, client_msg_id: str | None = None
+) -> tuple[bool, Message]:
     """Store a message; returns ``(created, Message)``.
 
     ``created`` is False when the sender already stored this ``clientMsgId``
     in the room: the original comes back, stored and delivered once. Messages
     sent at the same moment are stored together (``MessageWriter``).
     """
-    return await ctx.message_writer.submit(
-        user_id, body["roomId"], body["content"], body.get("clientMsgId")
-    )
+    return await ctx.message_writer.submit(user_id, room_id, content, client_msg_id)
 
 
-async def store_one(db, broker, user_id, room_id, content, client_msg_id):
+async def store_one(
+    db: Database,
+    broker: Broker,
+    user_id: str,
+    room_id: str,
+    content: str,
+    client_msg_id: str | None,
+) -> tuple[bool, Message]:
     """Store one message in a transaction of its own; returns ``(created, Message)``."""
 
-    async def store(tx):
+    async def store(tx: Transaction) -> Message:
         rows, seq = await tx.execute("take_message_seq", room_id=room_id, user_id=user_id)
         if rows != 1:
             await room_access(tx, user_id, room_id)  # says which: no room, or not a member
@@ -60,8 +77,8 @@ async def store_one(db, broker, user_id, room_id, content, client_msg_id):
             "created_at": utcnow(),
         }
         _, row["message_id"] = await tx.execute("insert_message", **row)
-        message = views.message(row)
-        tx.after_commit(broker.publish, room_id, {"type": "message", "message": message})
+        message = Message.from_row(row)
+        tx.after_commit(broker.publish, room_id, views.message_event(views.message(message)))
         return message
 
     try:
@@ -77,17 +94,27 @@ async def store_one(db, broker, user_id, room_id, content, client_msg_id):
     return False, existing
 
 
-async def _by_client_id(db, room_id, sender_id, client_msg_id):
+async def _by_client_id(
+    db: Database, room_id: str, sender_id: str, client_msg_id: str
+) -> Message | None:
     row = await db.fetch_one(
         "get_message_by_client_id",
         room_id=room_id,
         sender_id=sender_id,
         client_msg_id=client_msg_id,
     )
-    return None if row is None else views.message(row)
+    return None if row is None else Message.from_row(row)
 
 
-async def list_messages(ctx, user_id, args):
+async def list_messages(
+    ctx: Context,
+    *,
+    user_id: str,
+    room_id: str,
+    after: int | None = None,
+    before: int | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> MessagePage:
     """A page of history, ascending by seq: ``{"messages", "hasMore"}``.
 
     - ``after`` (with or without ``before``): the oldest ``limit`` messages
@@ -97,16 +124,14 @@ async def list_messages(ctx, user_id, args):
     - neither: the room's latest ``limit`` messages; ``hasMore`` when older
       ones exist.
     """
-    room_id = args["roomId"]
     await room_access(ctx.db, user_id, room_id)
-    limit = args.get("limit", DEFAULT_LIMIT)
     bounds = {
         "room_id": room_id,
-        "after": args.get("after", 0),
-        "before": args.get("before", NO_UPPER_BOUND),
+        "after": 0 if after is None else after,
+        "before": NO_UPPER_BOUND if before is None else before,
         "limit": limit + 1,
     }
-    if "after" in args:
+    if after is not None:
         rows = await ctx.db.fetch_all("list_messages_ascending", **bounds)
         has_more = len(rows) > limit
         rows = rows[:limit]
@@ -114,10 +139,12 @@ async def list_messages(ctx, user_id, args):
         rows = await ctx.db.fetch_all("list_messages_descending", **bounds)
         has_more = len(rows) > limit
         rows = rows[:limit][::-1]
-    return {"messages": [views.message(row) for row in rows], "hasMore": has_more}
+    return MessagePage([Message.from_row(row) for row in rows], has_more)
 
 
-async def messages_between(ctx, room_id, after, upto, limit=MAX_LIMIT):
+async def messages_between(
+    ctx: Context, room_id: str, after: int, upto: int, limit: int = MAX_LIMIT
+) -> list[Message]:
     """Up to ``limit`` stored messages with after < seq <= upto, ascending.
 
     For catching a subscriber up; the caller has checked membership.
@@ -125,10 +152,10 @@ async def messages_between(ctx, room_id, after, upto, limit=MAX_LIMIT):
     rows = await ctx.db.fetch_all(
         "list_messages_ascending", room_id=room_id, after=after, before=upto + 1, limit=limit
     )
-    return [views.message(row) for row in rows]
+    return [Message.from_row(row) for row in rows]
 
 
-async def typing(ctx, user_id, room_id, member_known=False):
+async def typing(ctx: Context, *, user_id: str, room_id: str, member_known: bool = False) -> None:
     """Tell the room's other subscribers that ``user_id`` is typing; nothing is stored.
 
     ``member_known``: the caller holds a live subscription to the room, which
@@ -136,4 +163,4 @@ async def typing(ctx, user_id, room_id, member_known=False):
     """
     if not member_known:
         await room_access(ctx.db, user_id, room_id)
-    ctx.broker.publish(room_id, {"type": "typing", "roomId": room_id, "userId": user_id})
+    ctx.broker.publish(room_id, views.typing_event(room_id, user_id))

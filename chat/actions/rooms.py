@@ -6,81 +6,98 @@ serializes joins and leaves per room. Joins are written in batches by
 the membership insert share one transaction.
 """
 
+from __future__ import annotations
+
 import datetime
+from typing import TYPE_CHECKING, Any
 
 from chat import errors
-from chat.actions import views
+from chat.api import views
 from chat.auth import tokens
+from chat.models import Invitation, Joined, Room
 from chat.util.times import utcnow
+
+if TYPE_CHECKING:
+    from chat.context import Context
+    from chat.db.pool import Transaction
 
 CAPACITY = 6
 
 
-async def _user(ctx, user_id):
+async def _user(ctx: Context, user_id: str) -> dict[str, Any]:
     user = await ctx.db.fetch_one("get_profile", user_id=user_id)
     if user is None:
         raise errors.NotFound("No such user.")
     return user
 
 
-async def create_room(ctx, owner_id, body):
+async def create_room(ctx: Context, *, owner_id: str, name: str, password: str) -> Room:
     owner = await _user(ctx, owner_id)
     if not owner["is_prime"]:
         raise errors.NotPrime("Only prime members can create rooms.")
-    password_hash = await ctx.passwords.hash(body["password"])
-    row = {
-        "room_id": tokens.new_room_id(),
-        "name": body["name"],
-        "owner_id": owner["user_id"],
-        "capacity": CAPACITY,
-        "created_at": utcnow(),
-    }
+    password_hash = await ctx.passwords.hash(password)
+    room = Room(
+        room_id=tokens.new_room_id(),
+        name=name,
+        owner_id=owner["user_id"],
+        capacity=CAPACITY,
+        members=(owner["user_id"],),
+        created_at=utcnow(),
+    )
 
-    async def insert(tx):
-        await tx.execute("insert_room", password_hash=password_hash, **row)
+    async def insert(tx: Transaction) -> None:
+        await tx.execute(
+            "insert_room",
+            password_hash=password_hash,
+            room_id=room.room_id,
+            name=room.name,
+            owner_id=room.owner_id,
+            capacity=room.capacity,
+            created_at=room.created_at,
+        )
         await tx.execute(
             "insert_membership",
-            room_id=row["room_id"],
-            user_id=owner["user_id"],
+            room_id=room.room_id,
+            user_id=room.owner_id,
             charged=0,
-            joined_at=row["created_at"],
+            joined_at=room.created_at,
         )
 
     await ctx.db.transaction("create_room", insert)
-    ctx.room_passwords.remember(row["room_id"], body["password"])
-    return views.room(row, [owner["user_id"]])
+    ctx.room_passwords.remember(room.room_id, password)
+    return room
 
 
-async def list_rooms(ctx, user_id):
+async def list_rooms(ctx: Context, *, user_id: str) -> list[Room]:
     rows = await ctx.db.fetch_all("list_rooms_of_user", user_id=user_id)
-    members = {}
+    members: dict[str, list[str]] = {}
     for m in await ctx.db.fetch_all("list_members_of_users_rooms", user_id=user_id):
         members.setdefault(m["room_id"], []).append(m["user_id"])
-    return [views.room(row, members.get(row["room_id"], [])) for row in rows]
+    return [Room.from_row(row, members.get(row["room_id"], [])) for row in rows]
 
 
-async def get_room(ctx, user_id, room_id):
+async def get_room(ctx: Context, *, user_id: str, room_id: str) -> Room:
     row = await ctx.db.fetch_one("get_room", room_id=room_id)
     if row is None:
         raise errors.NotFound("No such room.")
     members = [m["user_id"] for m in await ctx.db.fetch_all("list_members", room_id=room_id)]
     if not has_member(members, user_id):
         raise errors.NotRoomMember()
-    return views.room(row, members)
+    return Room.from_row(row, members)
 
 
-def has_member(user_ids, user_id):
+def has_member(user_ids: list[str] | tuple[str, ...], user_id: str) -> bool:
     """Whether ``user_id`` is among ``user_ids`` (userIds compare without case)."""
     return user_id.lower() in (u.lower() for u in user_ids)
 
 
-async def invite(ctx, inviter_id, body):
-    room = await ctx.db.fetch_one("get_room", room_id=body["roomId"])
+async def invite(ctx: Context, *, inviter_id: str, room_id: str, invitee_id: str) -> Invitation:
+    room = await ctx.db.fetch_one("get_room", room_id=room_id)
     if room is None:
         raise errors.NotFound("No such room.")
     if room["owner_id"].lower() != inviter_id.lower():
         raise errors.Forbidden("Only the room's owner can invite.")
-    invitee = await _user(ctx, body["userId"])
+    invitee = await _user(ctx, invitee_id)
     if not invitee["is_prime"]:
         raise errors.NotPrime("Only prime members can be invited.")
     token, token_hash = tokens.new_invitation_token()
@@ -95,30 +112,39 @@ async def invite(ctx, inviter_id, body):
         expires_at=expires_at,
         created_at=now,
     )
-    return views.invitation(token, room["room_id"], invitee["user_id"], expires_at)
+    return Invitation(token, room["room_id"], invitee["user_id"], expires_at)
 
 
-async def join_room(ctx, user_id, body):
-    """Join by room password or invitation: ``{"room", "charged", "availCoins"}``."""
-    token = body.get("inviteToken")
-    if token is not None:
-        return await ctx.join_writer.submit(user_id, token=token)
-    room_id = body["roomId"]
+async def join_room(
+    ctx: Context,
+    *,
+    user_id: str,
+    room_id: str | None = None,
+    password: str | None = None,
+    invite_token: str | None = None,
+) -> Joined:
+    """Join by ``invite_token``, or by ``room_id`` and its ``password``."""
+    if invite_token is not None:
+        return await ctx.join_writer.submit(user_id, token=invite_token)
+    if room_id is None or password is None:
+        raise errors.ValidationFailed([{"field": "roomId", "message": "is required"}])
+    found_id = room_id
 
-    async def password_hash():
-        row = await ctx.db.fetch_one("get_room_password", room_id=room_id)
+    async def password_hash() -> str:
+        row = await ctx.db.fetch_one("get_room_password", room_id=found_id)
         if row is None:
             raise errors.NotFound("No such room.")
-        return row["password_hash"]
+        hashed: str = row["password_hash"]
+        return hashed
 
     # bcrypt runs before the join's transaction so no lock is held while it does.
-    if not await ctx.room_passwords.verify(room_id, body["password"], password_hash):
+    if not await ctx.room_passwords.verify(room_id, password, password_hash):
         raise errors.WrongRoomPassword()
     return await ctx.join_writer.submit(user_id, room_id=room_id)
 
 
-async def leave_room(ctx, user_id, room_id):
-    async def leave(tx):
+async def leave_room(ctx: Context, *, user_id: str, room_id: str) -> None:
+    async def leave(tx: Transaction) -> None:
         room = await tx.fetch_one("lock_room", room_id=room_id, user_id=user_id)
         if room is None:
             raise errors.NotFound("No such room.")

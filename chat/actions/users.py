@@ -1,45 +1,66 @@
 """Accounts: registration, login, logout, profiles and operator grants."""
 
+from __future__ import annotations
+
 import datetime
+from typing import TYPE_CHECKING, Any
 
 from chat import errors
-from chat.actions import views
 from chat.db.pool import is_duplicate
+from chat.models import Account, Login, Profile
 from chat.util.times import utcnow
 
+if TYPE_CHECKING:
+    from chat.context import Context
+    from chat.db.pool import Transaction
 
-async def register(ctx, body):
-    coins = body.get("availCoins", 0)
-    prime = body.get("isPrime", False)
-    if ctx.settings.signup_grants == "operator" and (coins or prime):
+
+async def register(
+    ctx: Context,
+    *,
+    user_id: str,
+    password: str,
+    device_id: str,
+    name: str,
+    phone: str,
+    avail_coins: int = 0,
+    is_prime: bool = False,
+) -> Account:
+    if ctx.settings.signup_grants == "operator" and (avail_coins or is_prime):
         raise errors.Forbidden("Only an operator can grant coins or prime on this server.")
-    password_hash = await ctx.passwords.hash(body["password"])
-    user = {
-        "user_id": body["userId"],
-        "device_id": body["deviceId"],
-        "name": body["name"],
-        "phone": body["phone"],
-        "avail_coins": coins,
-        "is_prime": prime,
-        "free_join_used": False,
-        "created_at": utcnow(),
-    }
+    password_hash = await ctx.passwords.hash(password)
+    user = Account(
+        user_id=user_id,
+        name=name,
+        is_prime=is_prime,
+        created_at=utcnow(),
+        phone=phone,
+        device_id=device_id,
+        avail_coins=avail_coins,
+        free_join_used=False,
+    )
 
-    async def insert(tx):
+    async def insert(tx: Transaction) -> None:
         await tx.execute(
             "insert_user",
+            user_id=user.user_id,
+            device_id=user.device_id,
+            name=user.name,
+            phone=user.phone,
             password_hash=password_hash,
-            **{k: v for k, v in user.items() if k != "free_join_used"},
+            avail_coins=user.avail_coins,
+            is_prime=user.is_prime,
+            created_at=user.created_at,
         )
-        if coins:
+        if avail_coins:
             await tx.execute(
                 "insert_ledger_entry",
-                user_id=user["user_id"],
-                delta=coins,
-                balance_after=coins,
+                user_id=user.user_id,
+                delta=avail_coins,
+                balance_after=avail_coins,
                 reason="signup_grant",
                 room_id=None,
-                created_at=user["created_at"],
+                created_at=user.created_at,
             )
 
     try:
@@ -48,37 +69,42 @@ async def register(ctx, body):
         if is_duplicate(exc):
             raise errors.UserExists() from None
         raise
-    return views.own_profile(user)
+    return user
 
 
-async def login(ctx, body):
-    if "userId" in body:
-        user = await ctx.db.fetch_one("get_user", user_id=body["userId"])
+async def login(
+    ctx: Context,
+    *,
+    password: str,
+    user_id: str | None = None,
+    phone: str | None = None,
+    device_id: str | None = None,
+) -> Login:
+    """Log in by ``user_id`` or, without one, by ``phone``."""
+    if user_id is not None:
+        user = await ctx.db.fetch_one("get_user", user_id=user_id)
+        named = user_id
     else:
-        user = await ctx.db.fetch_one("get_user_by_phone", phone=body["phone"])
+        user = await ctx.db.fetch_one("get_user_by_phone", phone=phone)
+        named = phone or ""
     # Failed attempts count per account, whether it is named by userId or phone.
-    key = user["user_id"].lower() if user else body.get("userId", body.get("phone")).lower()
+    key = user["user_id"].lower() if user else named.lower()
     wait = ctx.login_limiter.retry_after(key)
     if wait:
         raise errors.RateLimited(wait)
-    ok = await ctx.passwords.verify(body["password"], user and user["password_hash"])
-    if not ok:
+    ok = await ctx.passwords.verify(password, user["password_hash"] if user else None)
+    if not ok or user is None:
         ctx.login_limiter.hit(key)
         raise errors.InvalidCredentials()
     ctx.login_limiter.reset(key)
-    token, claims = ctx.tokens.issue(user["user_id"], body.get("deviceId"))
-    return {
-        "token": token,
-        "tokenType": "Bearer",
-        "expiresIn": ctx.tokens.ttl,
-        "user": views.own_profile(user),
-    }
+    token, _ = ctx.tokens.issue(user["user_id"], device_id)
+    return Login(token=token, expires_in=ctx.tokens.ttl, user=Account.from_row(user))
 
 
-async def logout(ctx, claims):
+async def logout(ctx: Context, *, claims: dict[str, Any]) -> None:
     expires_at = datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC)
 
-    async def revoke(tx):
+    async def revoke(tx: Transaction) -> None:
         await tx.execute(
             "revoke_token",
             jti=claims["jti"],
@@ -90,22 +116,25 @@ async def logout(ctx, claims):
     await ctx.db.transaction("logout", revoke)
 
 
-async def get_profile(ctx, viewer_id, user_id):
-    own = user_id.lower() == viewer_id.lower()  # userIds compare without case
-    if own:
-        user = await ctx.db.fetch_one("get_profile", user_id=user_id)
-    else:
-        user = await ctx.public_profiles.get(user_id)
-    if user is None:
+async def get_profile(ctx: Context, *, viewer_id: str, user_id: str) -> Profile:
+    """The viewer's own ``Account``, or another user's public ``Profile``."""
+    if user_id.lower() == viewer_id.lower():  # userIds compare without case
+        row = await ctx.db.fetch_one("get_profile", user_id=user_id)
+        if row is None:
+            raise errors.NotFound("No such user.")
+        return Account.from_row(row)
+    row = await ctx.public_profiles.get(user_id)
+    if row is None:
         raise errors.NotFound("No such user.")
-    return views.own_profile(user) if own else views.profile(user)
+    return Profile.from_row(row)
 
 
-async def grant(ctx, user_id, body):
+async def grant(
+    ctx: Context, *, user_id: str, coins: int = 0, is_prime: bool | None = None
+) -> Account:
     """An operator's grant of coins and/or prime, recorded in the coin ledger."""
-    coins = body.get("coins", 0)
 
-    async def apply(tx):
+    async def apply(tx: Transaction) -> Account:
         user = await tx.fetch_one("lock_user", user_id=user_id)
         if user is None:
             raise errors.NotFound("No such user.")
@@ -121,9 +150,9 @@ async def grant(ctx, user_id, body):
                 room_id=None,
                 created_at=utcnow(),
             )
-        if "isPrime" in body:
-            await tx.execute("set_prime", user_id=user_id, is_prime=body["isPrime"])
-            user["is_prime"] = body["isPrime"]
-        return views.own_profile(user)
+        if is_prime is not None:
+            await tx.execute("set_prime", user_id=user_id, is_prime=is_prime)
+            user["is_prime"] = is_prime
+        return Account.from_row(user)
 
     return await ctx.db.transaction("operator_grant", apply)

@@ -33,6 +33,7 @@ from typing import Any
 
 from chat import errors
 from chat.actions import messages
+from chat.api import views
 from chat.realtime.sequencer import Sequencer
 
 log = logging.getLogger("chat.hub")
@@ -50,8 +51,9 @@ def encode(event):
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def message_frame(message):
-    return encode({"type": "message", "message": message})
+def message_frame(message_json):
+    """The frame of a ``message`` event, from the message's JSON form."""
+    return encode(views.message_event(message_json))
 
 
 def _background(awaitable, what):
@@ -210,7 +212,7 @@ class Channel:
                     found = None
                 if found is not None and not self.closed:
                     self.sequencer.filled(
-                        ((message["seq"], message) for message in found),
+                        ((message.seq, views.message(message)) for message in found),
                         caught_up=upto is None and len(found) < messages.MAX_LIMIT,
                     )
                 if (self.sequencer.last or 0) > before or not self.sequencer.missing:
@@ -355,8 +357,8 @@ class Hub:
             for message in found:
                 if not sub.active:
                     return
-                written = sub.socket.send_frame(message_frame(message))
-                sent = message["seq"]
+                written = sub.socket.send_frame(message_frame(views.message(message)))
+                sent = message.seq
             # Let the client take this page before reading the next one.
             if written is not None:
                 try:

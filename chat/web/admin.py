@@ -7,6 +7,7 @@ calls added to ``check_admin_key`` covers them all.
 
 from chat import errors
 from chat.actions import admin, users
+from chat.api import views
 from chat.auth import passwords
 from chat.web.base import ApiHandler
 
@@ -31,8 +32,11 @@ class GrantHandler(AdminHandler):
     """POST /api/admin/users/{userId}/grants: coins and/or prime."""
 
     async def post(self, user_id: str) -> None:
-        user = await users.grant(self.ctx, user_id, self.json_body("grant"))
-        self.reply(200, {"user": user})
+        body = self.json_body("grant")
+        user = await users.grant(
+            self.ctx, user_id=user_id, coins=body.get("coins", 0), is_prime=body.get("isPrime")
+        )
+        self.reply(200, {"user": views.own_profile(user)})
 
 
 class UsersHandler(AdminHandler):
@@ -46,7 +50,7 @@ class UsersHandler(AdminHandler):
             after=args.get("after", ""),
             limit=args.get("limit", admin.DEFAULT_LIMIT),
         )
-        self.reply(200, page)
+        self.reply(200, {"users": [views.own_profile(u) for u in page.items], "next": page.next})
 
 
 class LedgerHandler(AdminHandler):
@@ -54,13 +58,21 @@ class LedgerHandler(AdminHandler):
 
     async def get(self, user_id: str) -> None:
         args = self.query_args("admin_user_ledger", integers=("after", "limit"))
-        page = await admin.user_ledger(
+        ledger = await admin.user_ledger(
             self.ctx,
             user_id=user_id,
             after=args.get("after", 0),
             limit=args.get("limit", admin.DEFAULT_LIMIT),
         )
-        self.reply(200, page)
+        following = ledger.entries.next
+        self.reply(
+            200,
+            {
+                "user": views.own_profile(ledger.user),
+                "entries": [views.ledger_entry(e) for e in ledger.entries.items],
+                "next": None if following is None else str(following),
+            },
+        )
 
 
 class RoomsHandler(AdminHandler):
@@ -71,4 +83,4 @@ class RoomsHandler(AdminHandler):
         page = await admin.list_rooms(
             self.ctx, after=args.get("after", ""), limit=args.get("limit", admin.DEFAULT_LIMIT)
         )
-        self.reply(200, page)
+        self.reply(200, {"rooms": [views.room_summary(r) for r in page.items], "next": page.next})

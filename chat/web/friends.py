@@ -1,39 +1,46 @@
 """Friends: /api/friend-requests (send, list, accept, decline, withdraw) and /api/friends."""
 
 from chat.actions import friends
+from chat.api import views
 from chat.web.base import ApiHandler
 
 
 class FriendRequestsHandler(ApiHandler):
-    async def get(self):
+    async def get(self) -> None:
         args = self.query_args("list_friend_requests")
-        self.reply(
-            200, {"friendRequests": await friends.list_requests(self.ctx, self.user_id, args)}
+        found = await friends.list_requests(
+            self.ctx,
+            user_id=self.user_id,
+            direction=args.get("direction"),
+            status=args.get("status"),
         )
+        self.reply(200, {"friendRequests": [views.friend_request(r) for r in found]})
 
-    async def post(self):
+    async def post(self) -> None:
+        body = self.json_body("friend_request")
         request, created = await friends.send_request(
-            self.ctx, self.user_id, self.json_body("friend_request")
+            self.ctx, sender_id=self.user_id, receiver_id=body["userId"]
         )
-        self.reply(201 if created else 200, {"friendRequest": request})
+        self.reply(201 if created else 200, {"friendRequest": views.friend_request(request)})
 
 
 class FriendRequestHandler(ApiHandler):
-    async def delete(self, request_id):
-        await friends.withdraw(self.ctx, self.user_id, request_id)
+    async def delete(self, request_id: str) -> None:
+        await friends.withdraw(self.ctx, user_id=self.user_id, request_id=request_id)
         self.reply(204)
 
 
 class FriendRequestAnswerHandler(ApiHandler):
     """POST .../accept or .../decline; the route captures which."""
 
-    async def post(self, request_id, answer):
+    async def post(self, request_id: str, answer: str) -> None:
         request = await friends.respond(
-            self.ctx, self.user_id, request_id, accept=answer == "accept"
+            self.ctx, user_id=self.user_id, request_id=request_id, accept=answer == "accept"
         )
-        self.reply(200, {"friendRequest": request})
+        self.reply(200, {"friendRequest": views.friend_request(request)})
 
 
 class FriendsHandler(ApiHandler):
-    async def get(self):
-        self.reply(200, {"friends": await friends.list_friends(self.ctx, self.user_id)})
+    async def get(self) -> None:
+        found = await friends.list_friends(self.ctx, user_id=self.user_id)
+        self.reply(200, {"friends": [views.profile(user) for user in found]})

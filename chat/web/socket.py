@@ -22,7 +22,7 @@ from tornado.iostream import StreamClosedError
 
 from chat import errors
 from chat.actions import messages
-from chat.api import schemas, wire
+from chat.api import schemas, views, wire
 from chat.realtime.hub import encode
 from chat.web.base import JsonErrors, authenticate, bearer_token
 
@@ -187,14 +187,22 @@ class SocketHandler(JsonErrors, websocket.WebSocketHandler):
         self.send_json({"type": "unsubscribed", "roomId": frame["roomId"]}, ref)
 
     async def _frame_message(self, frame, ref):
-        body = {k: frame[k] for k in ("roomId", "content", "clientMsgId") if k in frame}
-        _, message = await messages.send_message(self.ctx, self.user_id, body)
-        self.send_json({"type": "ack", "message": message}, ref)
+        _, message = await messages.send_message(
+            self.ctx,
+            user_id=self.user_id,
+            room_id=frame["roomId"],
+            content=frame["content"],
+            client_msg_id=frame.get("clientMsgId"),
+        )
+        self.send_json({"type": "ack", "message": views.message(message)}, ref)
 
     async def _frame_typing(self, frame, ref):
         room_id = frame["roomId"]
         await messages.typing(
-            self.ctx, self.user_id, room_id, member_known=self.hub.is_subscribed(self, room_id)
+            self.ctx,
+            user_id=self.user_id,
+            room_id=room_id,
+            member_known=self.hub.is_subscribed(self, room_id),
         )
 
     async def _frame_ping(self, frame, ref):
