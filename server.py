@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from tornado import httpserver, ioloop
+from tornado import httpserver
 
 import settings as settings_module
 from chat import app as app_module
@@ -23,7 +23,6 @@ from chat.context import Context
 from chat.db import migrate, sqlfile
 from chat.db.pool import Database
 from chat.realtime import broker as broker_module
-from chat.util.times import utcnow
 from chat.web.inflight import InFlight, wait_until
 
 log = logging.getLogger("chat.server")
@@ -31,7 +30,6 @@ log = logging.getLogger("chat.server")
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SCHEMA_DIR = os.path.join(ROOT, "sql", "schema")
 QUERIES_DIR = os.path.join(ROOT, "sql", "queries")
-REVOCATION_SWEEP_MS = 3600 * 1000
 DRAIN_SECONDS = 10.0
 SOCKET_CLOSE_SECONDS = 3.0
 
@@ -84,16 +82,13 @@ async def start(settings):
         in_flight, xheaders=settings.behind_proxy, max_body_size=settings.max_body_bytes * 16
     )
     server.listen(settings.port, settings.host)
-    sweeper = ioloop.PeriodicCallback(
-        lambda: db.execute("delete_expired_revocations", now=utcnow()), REVOCATION_SWEEP_MS
-    )
-    sweeper.start()
+    ctx.revocations.start()
     log.info("serving on http://%s:%d", settings.host, settings.port)
 
     async def stop():
         log.info("shutting down: no longer accepting connections")
         server.stop()
-        sweeper.stop()
+        ctx.revocations.stop()
         await close_websockets(application.hub, in_flight)
         if in_flight.requests:
             log.info("waiting for %d requests in flight", len(in_flight.requests))

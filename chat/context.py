@@ -9,6 +9,7 @@ from chat.auth.passwords import PasswordHasher, VerifiedPasswords
 from chat.auth.revocations import Revocations
 from chat.auth.tokens import TokenIssuer
 from chat.db.lookup import BatchedLookup
+from chat.util import ids
 
 
 @dataclasses.dataclass
@@ -38,7 +39,7 @@ class Context:
             revocations=Revocations(db, broker, settings.token_recheck, settings.token_ttl),
             # Profile views at the same moment share one query; userIds compare without case.
             public_profiles=BatchedLookup(
-                db, "public_profiles_among", "user_ids", "user_id", fold=str.lower
+                db, "public_profiles_among", "user_ids", "user_id", fold=ids.fold
             ),
             login_limiter=ratelimit.RateLimiter(settings.login_attempts, settings.login_window),
             message_writer=MessageWriter(db, broker),

@@ -15,8 +15,9 @@ import re
 from typing import TYPE_CHECKING
 
 from chat import errors
-from chat.db.pool import is_duplicate
+from chat.db.errors import DuplicateKey
 from chat.models import FriendRequest, Profile
+from chat.util import ids
 from chat.util.times import utcnow
 
 if TYPE_CHECKING:
@@ -25,11 +26,6 @@ if TYPE_CHECKING:
 # requestId is the BIGINT UNSIGNED key as a string.
 REQUEST_ID = re.compile(r"^[0-9]{1,20}$")
 MAX_REQUEST_ID = 2**64 - 1
-
-
-def _same(a, b):
-    # userIds compare without case, as the users table does.
-    return a.lower() == b.lower()
 
 
 def _request_id(text):
@@ -42,7 +38,7 @@ def _request_id(text):
 async def _request_of(ctx, request_id, party, user_id):
     """The request if ``user_id`` is its ``party`` (receiver or sender); else NotFound."""
     request = await ctx.db.fetch_one("get_friend_request", request_id=request_id)
-    if request is None or not _same(request[party], user_id):
+    if request is None or not ids.same_user(request[party], user_id):
         raise errors.NotFound("No such friend request.")
     return request
 
@@ -60,7 +56,7 @@ async def send_request(
     ``created`` is False when the receiver had already asked the sender: that
     request is accepted instead and returned.
     """
-    if _same(sender_id, receiver_id):
+    if ids.same_user(sender_id, receiver_id):
         raise errors.ValidationFailed(
             [{"field": "userId", "message": "must be someone other than yourself"}],
             "You cannot send a friend request to yourself.",
@@ -68,8 +64,8 @@ async def send_request(
 
     async def send(tx):
         found = await _lock_pair(tx, sender_id, receiver_id)
-        sender = next((u for u in found if _same(u, sender_id)), None)
-        receiver = next((u for u in found if _same(u, receiver_id)), None)
+        sender = next((u for u in found if ids.same_user(u, sender_id)), None)
+        receiver = next((u for u in found if ids.same_user(u, receiver_id)), None)
         if sender is None or receiver is None:
             raise errors.NotFound("No such user.")
         # What the pair already is comes before the shared-room rule: being
@@ -94,10 +90,8 @@ async def send_request(
             _, request_id = await tx.execute(
                 "insert_friend_request", from_user_id=sender, to_user_id=receiver, created_at=now
             )
-        except Exception as exc:
-            if is_duplicate(exc):
-                raise errors.RequestExists() from None
-            raise
+        except DuplicateKey:
+            raise errors.RequestExists() from None
         row = {
             "request_id": request_id,
             "from_user_id": sender,
@@ -127,10 +121,8 @@ async def _answer(tx, request, status, now):
                 b=request["to_user_id"],
                 created_at=now,
             )
-        except Exception as exc:
-            if is_duplicate(exc):
-                raise errors.AlreadyFriends() from None
-            raise
+        except DuplicateKey:
+            raise errors.AlreadyFriends() from None
         if rows != 1:
             raise errors.NotFound("No such user.")
     return {**request, "status": status, "responded_at": now}

@@ -28,10 +28,10 @@ import collections
 import logging
 
 from chat import errors
-from chat.actions.rooms import has_member
 from chat.api import views
 from chat.auth import tokens
 from chat.models import Joined, Room
+from chat.util import ids
 from chat.util.batching import Batcher
 from chat.util.times import utcnow
 
@@ -133,9 +133,9 @@ class _Batch:
                 self.rooms[row["room_id"]] = {**row, "members": []}
             for row in await self.tx.fetch_all("list_members_of_rooms", room_ids=ordered):
                 self.rooms[row["room_id"]]["members"] = row["members"].split(",")
-        user_ids = tuple(sorted({j.user_id.lower() for j in joins}))
+        user_ids = tuple(sorted({ids.fold(j.user_id) for j in joins}))
         for row in await self.tx.fetch_all("lock_users_for_joins", user_ids=user_ids):
-            self.users[row["user_id"].lower()] = row
+            self.users[ids.fold(row["user_id"])] = row
 
     def _decide(self, join):
         invitation = None
@@ -146,10 +146,10 @@ class _Batch:
         room = self.rooms.get(room_id)
         if room is None:
             raise errors.NotFound("No such room.")
-        user = self.users.get(join.user_id.lower())
+        user = self.users.get(ids.fold(join.user_id))
         if user is None:
             raise errors.NotFound("No such user.")
-        if has_member(room["members"], join.user_id):
+        if ids.has_member(room["members"], join.user_id):
             self._use(invitation)
             return self._answer(room, 0, user)
         if room["member_count"] >= room["capacity"]:
@@ -180,7 +180,7 @@ class _Batch:
             invitation is None
             or invitation["used_at"] is not None
             or invitation["expires_at"] <= self.now
-            or invitation["invitee_id"].lower() != join.user_id.lower()
+            or not ids.same_user(invitation["invitee_id"], join.user_id)
         ):
             raise errors.InviteInvalid()
         return invitation

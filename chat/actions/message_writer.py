@@ -25,8 +25,9 @@ import logging
 from chat import errors
 from chat.actions import messages
 from chat.api import views
-from chat.db.pool import is_duplicate
+from chat.db.errors import DuplicateKey
 from chat.models import Message
+from chat.util import ids
 from chat.util.batching import Batcher
 from chat.util.times import utcnow
 
@@ -44,7 +45,7 @@ class _Message:
 
     @property
     def member_key(self):
-        return self.room_id, self.user_id.lower()
+        return self.room_id, ids.fold(self.user_id)
 
 
 class MessageWriter:
@@ -77,15 +78,19 @@ class MessageWriter:
             outcomes = await self._db.transaction(
                 "store_messages", lambda tx: self._store(tx, items)
             )
+        except DuplicateKey:
+            # A clientMsgId sent again (a retry): the one-message path
+            # answers it with the original.
+            await self._one_by_one(batch)
+            return
         except Exception as exc:
-            # A duplicate clientMsgId (a retry), or one message the database
-            # refused: each message then goes alone, so only the bad one fails.
-            if not is_duplicate(exc):
-                log.warning(
-                    "storing %d messages together failed (%s); storing them one by one",
-                    len(batch),
-                    type(exc).__name__,
-                )
+            # One message the database refused: each message then goes
+            # alone, so only the bad one fails.
+            log.warning(
+                "storing %d messages together failed (%s); storing them one by one",
+                len(batch),
+                type(exc).__name__,
+            )
             await self._one_by_one(batch)
             return
         for pending, outcome in zip(batch, outcomes, strict=True):
@@ -113,7 +118,7 @@ class MessageWriter:
         members = set()
         if pairs:
             members = {
-                (row["room_id"], row["user_id"].lower())
+                (row["room_id"], ids.fold(row["user_id"]))
                 for row in await tx.fetch_all("members_among", pairs=pairs)
             }
         outcomes, rows = [], []

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from chat import errors
 from chat.api import views
-from chat.db.pool import is_duplicate
+from chat.db.errors import DuplicateKey
 from chat.models import Message, MessagePage
 from chat.util.times import utcnow
 
@@ -83,8 +83,8 @@ async def store_one(
 
     try:
         return True, await db.transaction("send_message", store)
-    except Exception as exc:
-        if client_msg_id is None or not is_duplicate(exc):
+    except DuplicateKey:
+        if client_msg_id is None:
             raise
     # The sender stored this clientMsgId in the room before: the retry gets
     # the original back (the seq taken for it was rolled back).

@@ -15,6 +15,7 @@ from chat import errors
 from chat.api import views
 from chat.auth import tokens
 from chat.models import Invitation, Joined, Room
+from chat.util import ids
 from chat.util.times import utcnow
 
 if TYPE_CHECKING:
@@ -81,21 +82,16 @@ async def get_room(ctx: Context, *, user_id: str, room_id: str) -> Room:
     if row is None:
         raise errors.NotFound("No such room.")
     members = [m["user_id"] for m in await ctx.db.fetch_all("list_members", room_id=room_id)]
-    if not has_member(members, user_id):
+    if not ids.has_member(members, user_id):
         raise errors.NotRoomMember()
     return Room.from_row(row, members)
-
-
-def has_member(user_ids: list[str] | tuple[str, ...], user_id: str) -> bool:
-    """Whether ``user_id`` is among ``user_ids`` (userIds compare without case)."""
-    return user_id.lower() in (u.lower() for u in user_ids)
 
 
 async def invite(ctx: Context, *, inviter_id: str, room_id: str, invitee_id: str) -> Invitation:
     room = await ctx.db.fetch_one("get_room", room_id=room_id)
     if room is None:
         raise errors.NotFound("No such room.")
-    if room["owner_id"].lower() != inviter_id.lower():
+    if not ids.same_user(room["owner_id"], inviter_id):
         raise errors.Forbidden("Only the room's owner can invite.")
     invitee = await _user(ctx, invitee_id)
     if not invitee["is_prime"]:
@@ -151,7 +147,7 @@ async def leave_room(ctx: Context, *, user_id: str, room_id: str) -> None:
         member = room["member_id"]
         if member is None:
             raise errors.NotRoomMember()
-        if room["owner_id"].lower() == user_id.lower():
+        if ids.same_user(room["owner_id"], user_id):
             raise errors.Forbidden("The owner cannot leave their own room.")
         await tx.execute("delete_membership", room_id=room_id, user_id=member)
         await tx.execute("free_seat", room_id=room_id)

@@ -6,8 +6,9 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from chat import errors
-from chat.db.pool import is_duplicate
+from chat.db.errors import DuplicateKey
 from chat.models import Account, Login, Profile
+from chat.util import ids
 from chat.util.times import utcnow
 
 if TYPE_CHECKING:
@@ -65,10 +66,8 @@ async def register(
 
     try:
         await ctx.db.transaction("register", insert)
-    except Exception as exc:
-        if is_duplicate(exc):
-            raise errors.UserExists() from None
-        raise
+    except DuplicateKey:
+        raise errors.UserExists() from None
     return user
 
 
@@ -88,7 +87,7 @@ async def login(
         user = await ctx.db.fetch_one("get_user_by_phone", phone=phone)
         named = phone or ""
     # Failed attempts count per account, whether it is named by userId or phone.
-    key = user["user_id"].lower() if user else named.lower()
+    key = ids.fold(user["user_id"] if user else named)
     wait = ctx.login_limiter.retry_after(key)
     if wait:
         raise errors.RateLimited(wait)
@@ -118,7 +117,7 @@ async def logout(ctx: Context, *, claims: dict[str, Any]) -> None:
 
 async def get_profile(ctx: Context, *, viewer_id: str, user_id: str) -> Profile:
     """The viewer's own ``Account``, or another user's public ``Profile``."""
-    if user_id.lower() == viewer_id.lower():  # userIds compare without case
+    if ids.same_user(user_id, viewer_id):
         row = await ctx.db.fetch_one("get_profile", user_id=user_id)
         if row is None:
             raise errors.NotFound("No such user.")

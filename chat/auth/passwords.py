@@ -72,18 +72,17 @@ class VerifiedPasswords:
     def __init__(self, hasher, size=10000):
         self._hasher = hasher
         self._key = secrets.token_bytes(32)
-        self._known = Lru(size)
+        self._known: Lru[bytes, bool] = Lru(size)
         self._checking = {}  # digest -> future of a bcrypt check in progress
 
     def remember(self, subject, password):
         """Record a pair known to match, such as a room's password at its creation."""
-        self._known.put(self._digest(subject, password), None)
+        self._known.put(self._digest(subject, password), True)
 
     async def verify(self, subject, password, load_hash):
         """True when ``password`` is ``subject``'s; ``await load_hash()`` gives its hash."""
         digest = self._digest(subject, password)
-        if digest in self._known:
-            self._known.move_to_end(digest)
+        if self._known.get(digest):
             return True
         checking = self._checking.get(digest)
         if checking is None:
@@ -96,7 +95,7 @@ class VerifiedPasswords:
     async def _check(self, digest, password, load_hash):
         if not await self._hasher.verify(password, await load_hash()):
             return False
-        self._known.put(digest, None)
+        self._known.put(digest, True)
         return True
 
     def _finished(self, digest, done):

@@ -43,9 +43,8 @@ class TokenIssuer:
         claims = self._checked.get(token)
         if claims is not None:
             if claims["exp"] > time.time():
-                self._checked.move_to_end(token)
                 return claims
-            del self._checked[token]
+            self._checked.pop(token)
             return None
         claims = self._decode(token)
         if claims is not None:

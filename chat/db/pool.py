@@ -1,7 +1,8 @@
 """The data-access layer: a pool of MySQL connections running named queries.
 
-Reads run on autocommit connections, so each sees the latest committed data.
-Writes run in ``Database.transaction(name, fn)``: ``fn(tx)`` gets a
+Single statements outside a transaction (reads, and the few writes that stand
+alone) run on autocommit connections, so each sees the latest committed data.
+Writes that belong together run in ``Database.transaction(name, fn)``: ``fn(tx)`` gets a
 ``Transaction`` whose statements share one connection and one transaction
 (from a second pool, of connections with autocommit off: their first
 statement opens the transaction, which saves a ``BEGIN`` round trip),
@@ -19,6 +20,8 @@ import time
 import aiomysql
 import pymysql
 
+from chat.db.errors import DuplicateKey
+
 log = logging.getLogger("chat.db")
 
 DEADLOCK = 1213
@@ -33,8 +36,10 @@ SQL_MODE = (
 )
 
 
-def is_duplicate(exc):
-    return isinstance(exc, pymysql.err.IntegrityError) and exc.args[0] == DUPLICATE_KEY
+def _raise_duplicate(exc: pymysql.err.IntegrityError) -> None:
+    """Raise the driver's duplicate-key error as ``DuplicateKey``; return for any other."""
+    if exc.args and exc.args[0] == DUPLICATE_KEY:
+        raise DuplicateKey(*exc.args[1:2]) from exc
 
 
 class _Runner:
@@ -50,6 +55,10 @@ class _Runner:
         try:
             await cur.execute(query.sql, query.bind(params))
             return cur
+        except pymysql.err.IntegrityError as exc:
+            await cur.close()
+            _raise_duplicate(exc)
+            raise
         except BaseException:
             await cur.close()
             raise
@@ -83,6 +92,9 @@ class _Runner:
         try:
             await cur.executemany(query.sql, [query.bind(row) for row in rows])
             return cur.rowcount
+        except pymysql.err.IntegrityError as exc:
+            _raise_duplicate(exc)
+            raise
         finally:
             await cur.close()
 
@@ -99,9 +111,9 @@ class Transaction(_Runner):
 
 
 class Database:
-    def __init__(self, reads, writes, queries):
-        self._reads = reads
-        self._writes = writes
+    def __init__(self, autocommit, transactions, queries):
+        self._autocommit = autocommit  # single statements
+        self._transactions = transactions
         self.queries = queries
 
     @classmethod
@@ -139,32 +151,33 @@ class Database:
         return cls(*pools, queries)
 
     async def close(self):
-        for pool in (self._reads, self._writes):
+        for pool in (self._autocommit, self._transactions):
             pool.close()
             await pool.wait_closed()
 
-    async def _read(self, method, name, params):
-        async with self._reads.acquire() as conn:
+    async def _single(self, method, name, params):
+        """One statement on an autocommit connection."""
+        async with self._autocommit.acquire() as conn:
             return await getattr(_Runner(self.queries, conn), method)(name, **params)
 
     async def fetch_one(self, name, /, **params):
-        return await self._read("fetch_one", name, params)
+        return await self._single("fetch_one", name, params)
 
     async def fetch_all(self, name, /, **params):
-        return await self._read("fetch_all", name, params)
+        return await self._single("fetch_all", name, params)
 
     async def execute(self, name, /, **params):
-        return await self._read("execute", name, params)
+        return await self._single("execute", name, params)
 
     async def ping(self):
-        async with self._reads.acquire() as conn:
+        async with self._autocommit.acquire() as conn:
             await conn.ping(reconnect=False)
 
     async def transaction(self, name, fn):
         """Run ``await fn(tx)`` in one transaction and return its result."""
         for attempt in range(1, ATTEMPTS + 1):
             started = time.monotonic()
-            async with self._writes.acquire() as conn:
+            async with self._transactions.acquire() as conn:
                 tx = Transaction(self.queries, conn, name)
                 try:
                     result = await fn(tx)

@@ -42,6 +42,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from chat.util.compact_json import encode
+
 log = logging.getLogger("chat.broker")
 
 
@@ -212,7 +214,7 @@ class RedisBroker:
                     "(subscribers catch up from the database)",
                     len(self._room_outbox),
                 )
-        self._room_outbox.append((self._room_channel(room_id), _dumps(event)))
+        self._room_outbox.append((self._room_channel(room_id), encode(event)))
         self._wake()
 
     def on_revocation(self, listener):
@@ -221,7 +223,7 @@ class RedisBroker:
     def revoke_token(self, jti):
         _deliver(self._revocation_listeners, jti)
         self._revocation_outbox.append(
-            (self._revocation_channel, _dumps({"jti": jti, "origin": self._origin}))
+            (self._revocation_channel, encode({"jti": jti, "origin": self._origin}))
         )
         self._wake()
 
@@ -478,10 +480,6 @@ class RedisBroker:
 def _settle(future, value):
     if not future.done():
         future.set_result(value)
-
-
-def _dumps(obj):
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _safe_url(url):

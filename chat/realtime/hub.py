@@ -26,46 +26,26 @@ What the hub needs of a socket: ``user_id``, ``claims``, ``send_frame(bytes)``
 """
 
 import asyncio
-import json
 import logging
-import time
 from typing import Any
 
 from chat import errors
 from chat.actions import messages
 from chat.api import views
 from chat.realtime.sequencer import Sequencer
+from chat.util import ids
+from chat.util.compact_json import encode
+from chat.util.tasks import background
 
 log = logging.getLogger("chat.hub")
 
-# How long a revoked token is remembered, for sockets whose authentication
-# was checked just before the revocation arrived.
-REVOCATION_MEMORY = 60.0
-# Token ids per query when re-checking open sockets against revocations.
-TOKEN_CHECK_BATCH = 500
 # Pauses between attempts to read missing messages when the database fails.
 FILL_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)
-
-
-def encode(event):
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def message_frame(message_json):
     """The frame of a ``message`` event, from the message's JSON form."""
     return encode(views.message_event(message_json))
-
-
-def _background(awaitable, what):
-    """Run ``awaitable`` on its own, logging a failure instead of losing it."""
-    task = asyncio.ensure_future(awaitable)
-
-    def done(t):
-        if not t.cancelled() and t.exception() is not None:
-            log.error("%s failed", what, exc_info=t.exception())
-
-    task.add_done_callback(done)
-    return task
 
 
 class Subscription:
@@ -86,7 +66,7 @@ class Subscription:
     def __init__(self, socket, channel):
         self.socket = socket
         self.channel = channel
-        self.user_key = socket.user_id.lower()
+        self.user_key = ids.fold(socket.user_id)
         # The channel feeds this subscription every message above ``start``;
         # None until the channel knows where the room stands.
         self.start = channel.last
@@ -156,7 +136,7 @@ class Channel:
                 self._advance()
         elif kind == "typing":
             frame = encode({"type": "typing", "roomId": self.room_id, "userId": event["userId"]})
-            typist = event["userId"].lower()
+            typist = ids.fold(event["userId"])
             for sub in list(self.subs.values()):
                 if sub.user_key != typist:
                     sub.deliver(None, frame)
@@ -166,7 +146,7 @@ class Channel:
                 self._advance()
         elif kind in ("member_joined", "member_left"):
             frame = encode({"type": kind, "roomId": self.room_id, "userId": event["userId"]})
-            leaver = event["userId"].lower() if kind == "member_left" else None
+            leaver = ids.fold(event["userId"]) if kind == "member_left" else None
             for sub in list(self.subs.values()):
                 if sub.user_key == leaver:
                     # Sent even in the middle of a replay: it says why nothing more comes.
@@ -183,7 +163,7 @@ class Channel:
     def _advance(self) -> None:
         self.sequencer.drain()
         if self.sequencer.missing and self._filling is None and not self.closed:
-            self._filling = _background(self._fill(), f"filling a gap in room {self.room_id}")
+            self._filling = background(self._fill(), f"filling a gap in room {self.room_id}", log)
 
     async def _fill(self) -> None:
         """Read what the sequencer misses from the database, until nothing is missing.
@@ -237,9 +217,8 @@ class Hub:
         self._sockets = set()  # every open socket, authenticated or not
         self._subs = {}  # authenticated socket -> {room_id: Subscription}
         self._by_jti = {}  # token id -> sockets opened with it
-        self._revoked = {}  # token id -> when its revocation arrived
-        self._rechecking = None  # the task re-checking open sockets' tokens
-        ctx.broker.on_revocation(self._on_revocation)
+        self._revocations = ctx.revocations
+        self._revocations.subscribe(self._on_revocation)
 
     # Sockets
 
@@ -249,38 +228,15 @@ class Hub:
     def attach(self, socket):
         """Register an authenticated socket; False when its token was revoked meanwhile."""
         jti = socket.claims["jti"]
-        if jti in self._revoked:
+        if self._revocations.known_revoked(jti):
             return False
         self._subs[socket] = {}
-        self._by_jti.setdefault(jti, set()).add(socket)
-        if self._rechecking is None:
-            self._rechecking = _background(self._recheck_tokens(), "re-checking tokens")
+        sockets = self._by_jti.setdefault(jti, set())
+        if not sockets:
+            # Re-checked now and then, in case the broker loses its revocation.
+            self._revocations.watch(jti)
+        sockets.add(socket)
         return True
-
-    async def _recheck_tokens(self):
-        """Now and then, close sockets whose token was revoked without this process hearing.
-
-        A revocation normally arrives through the broker at once; this bounds
-        the delay when the broker lost it (for instance while Redis was down).
-        Runs while any authenticated socket is open.
-        """
-        while True:
-            await asyncio.sleep(self.ctx.settings.token_recheck)
-            jtis = list(self._by_jti)
-            for start in range(0, len(jtis), TOKEN_CHECK_BATCH):
-                batch = tuple(jtis[start : start + TOKEN_CHECK_BATCH])
-                try:
-                    rows = await self.ctx.db.fetch_all("revoked_among", jtis=batch)
-                except Exception as exc:
-                    log.warning("cannot check tokens against revocations: %s", exc)
-                    break
-                for row in rows:
-                    self._on_revocation(row["jti"])
-
-    def _stop_rechecking(self):
-        if self._rechecking is not None:
-            self._rechecking.cancel()
-            self._rechecking = None
 
     def remove(self, socket):
         """Forget a socket that closed; ends its subscriptions. Safe to repeat."""
@@ -293,23 +249,14 @@ class Hub:
                 sockets.discard(socket)
                 if not sockets:
                     del self._by_jti[socket.claims["jti"]]
-        if not self._by_jti:
-            self._stop_rechecking()
+                    self._revocations.unwatch(socket.claims["jti"])
 
     def close_all(self, code, reason):
         """Close every socket of this process (server shutdown)."""
-        self._stop_rechecking()
         for socket in list(self._sockets):
             socket.close(code, reason)
 
     def _on_revocation(self, jti):
-        now = time.monotonic()
-        self._revoked[jti] = now
-        while self._revoked:
-            oldest, at = next(iter(self._revoked.items()))
-            if now - at < REVOCATION_MEMORY:
-                break
-            del self._revoked[oldest]
         for socket in list(self._by_jti.get(jti, ())):
             socket.close(4001, "token revoked")
 

@@ -1,18 +1,14 @@
 """The base of every HTTP handler: JSON in and out, auth, limits, error shape."""
 
-import json
 import logging
 
 from tornado import web
 
 from chat import errors
 from chat.api import schemas, wire
+from chat.util.compact_json import dumps
 
 log = logging.getLogger("chat.http")
-
-
-def dumps(obj):
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 async def authenticate(ctx, token):

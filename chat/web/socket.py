@@ -23,7 +23,7 @@ from tornado.iostream import StreamClosedError
 from chat import errors
 from chat.actions import messages
 from chat.api import schemas, views, wire
-from chat.realtime.hub import encode
+from chat.util.compact_json import encode
 from chat.web.base import JsonErrors, authenticate, bearer_token
 
 log = logging.getLogger("chat.ws")
