@@ -1,6 +1,7 @@
 """Start the chat server: settings, schema, pool, broker, app, graceful shutdown.
 
     python server.py [--port=8888] [--database_url=mysql://...]   (or CHAT_* variables)
+    python server.py migrate | status | check-ledger | --help       (chat/ops/cli.py)
 
 On SIGTERM or SIGINT the server stops accepting connections, closes every
 WebSocket with 1001 (going away), lets requests in flight finish (at most
@@ -22,6 +23,7 @@ from chat import app as app_module
 from chat.context import Context
 from chat.db import migrate, sqlfile
 from chat.db.pool import Database
+from chat.ops import cli
 from chat.realtime import broker as broker_module
 from chat.web.inflight import InFlight, wait_until
 
@@ -149,4 +151,4 @@ if __name__ == "__main__":
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    sys.exit(asyncio.run(main(sys.argv)))
+    sys.exit(cli.main(sys.argv, serve=lambda argv: asyncio.run(main(argv))))

@@ -32,3 +32,27 @@ FROM rooms
 WHERE room_id > %(after)s
 ORDER BY room_id
 LIMIT %(limit)s;
+
+-- name: check_balances
+-- `server.py check-ledger`: every user whose balance is not the sum of its
+-- ledger rows. A full scan of users and coin_ledger; no lock.
+SELECT u.user_id, u.avail_coins, COALESCE(l.total, 0) AS ledger_total
+FROM users u
+LEFT JOIN (SELECT user_id, SUM(delta) AS total FROM coin_ledger GROUP BY user_id) l
+       ON l.user_id = u.user_id
+WHERE u.avail_coins <> COALESCE(l.total, 0)
+ORDER BY u.user_id;
+
+-- name: check_room_members
+-- `server.py check-ledger`: every room whose member_count is not its number of
+-- membership rows, or whose members outnumber its capacity. No lock.
+SELECT r.room_id, r.member_count, r.capacity, COUNT(m.user_id) AS members
+FROM rooms r
+LEFT JOIN room_members m ON m.room_id = r.room_id
+GROUP BY r.room_id, r.member_count, r.capacity
+HAVING r.member_count <> COUNT(m.user_id) OR COUNT(m.user_id) > r.capacity
+ORDER BY r.room_id;
+
+-- name: count_checked
+-- How many users and rooms check-ledger looked at.
+SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM rooms) AS rooms;

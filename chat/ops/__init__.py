@@ -1,0 +1,1 @@
+"""Operating the server: metrics, logging, the ops command line."""
