@@ -94,9 +94,9 @@ def token_of(server, user):
 class Person:
     """One browser context (one device) with its page, its console and its requests."""
 
-    def __init__(self, browser: Browser, server, viewport=None):
+    def __init__(self, browser: Browser, server, viewport=None, scheme="light"):
         self.server = server
-        self.context = browser.new_context(viewport=viewport or DESKTOP)
+        self.context = browser.new_context(viewport=viewport or DESKTOP, color_scheme=scheme)
         self.page: Page = self.context.new_page()
         self.problems: list[str] = []
         self.urls: list[str] = []
@@ -174,8 +174,8 @@ class Person:
 def people(browser, web_server):
     made = []
 
-    def person(viewport=None):
-        made.append(Person(browser, web_server, viewport))
+    def person(viewport=None, scheme="light"):
+        made.append(Person(browser, web_server, viewport, scheme))
         return made[-1]
 
     yield person
@@ -379,7 +379,7 @@ def test_phone_sized_screen_and_keyboard_only(people, web_server):
         web_server, "POST", "/api/chatrooms", {"name": "Pocket", "password": "pocket"}, token=token
     )
     assert status == 201, body
-    person = people(PHONE).open()
+    person = people(PHONE, scheme="dark").open()
     page = person.page
 
     # Sign in with the keyboard alone.
@@ -439,3 +439,169 @@ def test_first_load_is_light_and_cached_by_name(people, web_server):
     )
     status, body = call(web_server, "GET", stale.replace(web_server.base_url, ""))
     assert status == 404 and body["error"]["code"] == "not_found"
+
+
+def room_of(server, owner, *members, name="Room"):
+    """A room made over the API by ``owner``, joined by ``members``; its id."""
+    status, body = call(
+        server,
+        "POST",
+        "/api/chatrooms",
+        {"name": name, "password": "pw-" + name},
+        token=token_of(server, owner),
+    )
+    assert status == 201, body
+    room_id = body["room"]["roomId"]
+    for member in members:
+        status, body = call(
+            server,
+            "POST",
+            "/api/joinroom",
+            {"roomId": room_id, "password": "pw-" + name},
+            token=token_of(server, member),
+        )
+        assert status == 200, body
+    return room_id
+
+
+def test_history_pages_back_and_leaving_updates_the_members(people, web_server):
+    owner = new_user(web_server, prime=True, name="Owner")
+    member = new_user(web_server, name="Member")
+    room_id = room_of(web_server, owner, member, name="Archive")
+    token = token_of(web_server, owner)
+    for n in range(1, 61):
+        status, body = call(
+            web_server,
+            "POST",
+            "/api/messages",
+            {"roomId": room_id, "content": f"message {n}"},
+            token=token,
+        )
+        assert status == 201, body
+
+    reader = people().open().sign_in(member["userId"])
+    reader.open_room("Archive")
+    expect(reader.sent()).to_have_count(50)
+    assert reader.texts() == [f"message {n}" for n in range(11, 61)]
+    reader.page.get_by_role("button", name="Load earlier messages").click()
+    expect(reader.sent()).to_have_count(60)
+    assert reader.texts() == [f"message {n}" for n in range(1, 61)]
+    expect(reader.page.get_by_role("button", name="Load earlier messages")).to_be_hidden()
+
+    host = people().open().sign_in(owner["userId"])
+    host.open_room("Archive")
+    host.page.get_by_role("button", name="Members").click()
+    expect(host.page.locator("#member-list")).to_contain_text("Member")
+    expect(host.page.locator("#room-id")).to_contain_text("2 of 6 members")
+
+    reader.page.get_by_role("button", name="Leave").click()
+    reader.page.locator("#confirm-dialog").get_by_role("button", name="Leave room").click()
+    expect(reader.page.locator("#notice")).to_have_text("You left Archive.")
+    expect(reader.page.locator("#room-list")).not_to_contain_text("Archive")
+    expect(host.page.locator("#room-id")).to_contain_text("1 of 6 members")
+    expect(host.page.locator("#member-list")).not_to_contain_text("Member")
+    reader.assert_quiet()
+    host.assert_quiet()
+
+
+def test_friend_requests_sent_withdrawn_declined_accepted(people, web_server):
+    ann = new_user(web_server, prime=True, name="Ann")
+    ben = new_user(web_server, name="Ben")
+    cy = new_user(web_server, name="Cy")
+    room_of(web_server, ann, ben, cy, name="Club")
+
+    a = people().open().sign_in(ann["userId"])
+    a.page.get_by_role("button", name="Friends").click()
+    form = a.page.locator("#friend-form")
+    form.get_by_label("Send a friend request to (user ID)").fill(ben["userId"])
+    form.get_by_role("button", name="Send request").click()
+    expect(a.page.locator("#notice")).to_have_text("Friend request sent to Ben.")
+    expect(a.page.locator("#outgoing-list")).to_contain_text("Ben")
+    a.page.locator("#outgoing-list").get_by_role("button", name="Withdraw").click()
+    expect(a.page.locator("#notice")).to_have_text("Request withdrawn.")
+    expect(a.page.locator("#outgoing-list")).to_have_text("None.")
+    form.get_by_label("Send a friend request to (user ID)").fill(ben["userId"])
+    form.get_by_role("button", name="Send request").click()
+    expect(a.page.locator("#outgoing-list")).to_contain_text("Ben")
+
+    status, body = call(
+        web_server,
+        "POST",
+        "/api/friend-requests",
+        {"userId": ben["userId"]},
+        token=token_of(web_server, cy),
+    )
+    assert status == 201, body
+
+    b = people().open().sign_in(ben["userId"])
+    b.page.get_by_role("button", name="Friends").click()
+    incoming = b.page.locator("#incoming-list")
+    expect(incoming.get_by_role("listitem")).to_have_count(2)
+    incoming.get_by_role("listitem").filter(has_text="Cy").get_by_role(
+        "button", name="Decline"
+    ).click()
+    expect(b.page.locator("#notice")).to_have_text("Request declined.")
+    expect(incoming.get_by_role("listitem")).to_have_count(1)
+    incoming.get_by_role("button", name="Accept").click()
+    expect(b.page.locator("#notice")).to_have_text("You and Ann are now friends.")
+    expect(b.page.locator("#friend-list")).to_contain_text("Ann")
+    expect(incoming).to_have_text("None.")
+    b.shot("friends")
+
+    # A profile opened from the member list knows they are friends now.
+    b.page.get_by_role("button", name="Rooms").click()
+    b.open_room("Club")
+    b.page.get_by_role("button", name="Members").click()
+    b.page.locator("#member-list").get_by_role("button", name="Ann").click()
+    profile = b.page.locator("#profile-dialog")
+    expect(profile.locator("#profile-body")).to_contain_text(ann["userId"])
+    expect(profile.locator("#profile-status")).to_have_text("You are friends.")
+    expect(profile.get_by_role("button", name="Send friend request")).to_be_hidden()
+    profile.get_by_role("button", name="Close").click()
+    b.page.locator("#member-list").get_by_role("button", name="Cy").click()
+    profile.get_by_role("button", name="Send friend request").click()
+    expect(profile.locator("#profile-status")).to_have_text("Friend request sent to Cy.")
+    a.assert_quiet()
+    b.assert_quiet()
+
+
+def test_every_refusal_reads_as_words(people):
+    """The words for each error code the API can answer, as the page would show them."""
+    person = people().open()
+    expect(person.page.get_by_role("heading", name="Sign in")).to_be_visible()
+    said = person.page.evaluate(
+        """async () => {
+            const src = document.querySelector("script[type=module]").src;
+            const api = await import(src.replace("app.js", "api.js"));
+            const e = (status, code, details = {}, retry = 0) =>
+                api.describe(new api.ApiError(status, code, "", details, retry));
+            return {
+                rate: e(429, "rate_limited", {}, 30),
+                overloaded: e(503, "overloaded", {}, 2),
+                unavailable: e(503, "unavailable"),
+                offline: e(0, "offline"),
+                full: e(409, "room_full"),
+                coins: e(402, "insufficient_coins", {required: 150, available: 40}),
+                password: e(403, "wrong_room_password"),
+                invite: e(403, "invite_invalid"),
+                login: e(401, "invalid_credentials"),
+                fields: e(400, "validation_failed",
+                          {errors: [{field: "phone", message: "must look like +123456789"}]}),
+            };
+        }"""
+    )
+    assert said == {
+        "rate": "Too many tries in a short time. Wait 30 seconds and try again.",
+        "overloaded": "The server is too busy right now. Try again in 2 seconds.",
+        "unavailable": "The server cannot reach its database right now. Try again in a moment.",
+        "offline": "You appear to be offline, or the server cannot be reached. "
+        "Check your connection and try again.",
+        "full": "This room is full: it already has 6 members.",
+        "coins": "This room costs 150 coins; you have 40. You need 110 more.",
+        "password": "That room password is wrong.",
+        "invite": "This invitation link does not work: it has expired, was already used, "
+        "or was made for another account.",
+        "login": "Wrong user ID, phone number or password.",
+        "fields": "Please check: phone: must look like +123456789.",
+    }
+    person.assert_quiet()

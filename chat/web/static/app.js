@@ -774,6 +774,12 @@ function profileRows(user) {
 
 async function sendFriendRequest(userId) {
   const data = await api.call("POST", "/api/friend-requests", { userId });
+  if (!names.has(userId)) {
+    await api
+      .call("GET", "/api/profile/" + encodeURIComponent(userId))
+      .then((d) => names.set(userId, d.user.name))
+      .catch(() => {});
+  }
   if (data.friendRequest.status === "accepted") {
     friendIds.add(userId);
     return `You and ${nameOf(userId)} are now friends.`;
