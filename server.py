@@ -81,7 +81,11 @@ async def start(settings):
     application = app_module.make_app(ctx)
     in_flight = InFlight(application)
     server = httpserver.HTTPServer(
-        in_flight, xheaders=settings.behind_proxy, max_body_size=settings.max_body_bytes * 16
+        in_flight,
+        xheaders=settings.behind_proxy,
+        max_body_size=settings.max_body_bytes * 16,
+        idle_connection_timeout=settings.http_idle_timeout,
+        body_timeout=30,
     )
     server.listen(settings.port, settings.host)
     ctx.revocations.start()

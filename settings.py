@@ -166,6 +166,13 @@ def _origins(text: str) -> tuple[str, ...]:
     return origins
 
 
+def _public_origin(text: str) -> str:
+    origin = text.strip().rstrip("/")
+    if origin and not _origins(origin):
+        raise SettingsError(f"CHAT_PUBLIC_ORIGIN: {origin!r} is not an http(s) origin")
+    return origin
+
+
 def _stored_jwt_secret(var_dir: str) -> str:
     """The secret kept in ``var_dir``, generated there the first time."""
     path = os.path.join(var_dir, "jwt_secret")
@@ -275,10 +282,25 @@ class Settings:
     )
     allowed_origins: tuple[str, ...] = setting(
         (),
-        "comma-separated WebSocket origins allowed besides the server's own",
+        "comma-separated web origins allowed to call the API from a browser (CORS) and to "
+        "open WebSockets, besides `CHAT_PUBLIC_ORIGIN`",
         text="",
         parse=_origins,
         accepted="`http://` or `https://` origins",
+    )
+    public_origin: str = setting(
+        "",
+        "the origin browsers load this server from (`https://chat.example.com`): its "
+        "WebSockets are allowed, and it goes in the CSP's `connect-src`. The request's own "
+        "`Host` is never trusted for this",
+        text="",
+        parse=_public_origin,
+        accepted="empty, or an `http://` or `https://` origin",
+    )
+    http_idle_timeout: float = setting(
+        60.0,
+        "seconds an idle keep-alive HTTP connection is kept open",
+        checks=[at_least(1)],
     )
     join_price: int = setting(
         150, "coins a non-prime member pays for each room after the first", checks=[not_negative()]

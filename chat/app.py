@@ -4,7 +4,18 @@ from tornado import web
 
 from chat.api.schemas import PATH_ID
 from chat.realtime.hub import Hub
-from chat.web import admin, client, docs, friends, health, messages, rooms, socket, users
+from chat.web import (
+    admin,
+    client,
+    docs,
+    friends,
+    headers,
+    health,
+    messages,
+    rooms,
+    socket,
+    users,
+)
 from chat.web.base import NotFoundHandler
 
 # An id in a path is made of schemas.ID_CHARS; any other is no such path (a JSON 404).
@@ -50,6 +61,7 @@ def make_app(ctx):
         compress_response=False,
         websocket_max_message_size=ctx.settings.max_body_bytes,
         websocket_ping_interval=ctx.settings.ws_ping_interval or None,
+        **headers.application_settings(ctx.settings),
     )
     application.hub = hub
     return application

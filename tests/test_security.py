@@ -231,3 +231,131 @@ async def test_a_join_the_database_refuses_fails_alone_in_its_batch(api, ctx):
     good = [o for i, o in enumerate(outcomes) if i != 1]
     assert all(not isinstance(o, Exception) and o.charged == 0 for o in good), good
     assert len(good[-1].room.members) == 4
+
+
+# -- headers on every response, CORS, idle connections -----------------------
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+def assert_secure_headers(resp):
+    status = getattr(resp, "status", None) or resp.code
+    for name, value in SECURITY_HEADERS.items():
+        assert resp.headers.get(name) == value, (name, status, dict(resp.headers))
+    csp = resp.headers.get("Content-Security-Policy", "")
+    for directive in ("default-src 'self'", "frame-ancestors 'none'", "script-src 'self'"):
+        assert directive in csp, csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "Server" not in resp.headers, resp.headers.get("Server")
+
+
+@pytest.mark.gen_test
+async def test_every_kind_of_response_carries_the_security_headers(api):
+    user = await api.user()
+    owner = await api.user(prime=True)
+    room = await api.room(owner)
+    responses = [
+        await api.get("/api/health"),
+        await api.get("/api/openapi.json"),
+        await api.get(f"/api/profile/{user.user_id}", token=user.token),  # 200
+        await api.post(
+            "/api/messages", {"roomId": room["roomId"], "content": "x"}, token=owner.token
+        ),  # 201
+        await api.post(f"/api/chatrooms/{room['roomId']}/leave", token=owner.token),  # 403
+        await api.get("/api/chatrooms", token="forged"),  # 401
+        await api.post("/api/create", raw=b"nope"),  # 400
+        await api.get("/api/no-such-path"),  # 404
+        await api.request("PUT", "/api/login", raw=b"{}"),  # 405
+        await api.post("/api/login", raw=b"{" + b" " * 70000 + b"}"),  # 413
+        await api.get("/api/ws", headers=_upgrade({"Origin": "https://evil.example"})),  # 403
+        await api.get("/api/ws", headers=_upgrade({"Authorization": "Bearer forged"})),  # 401
+        await api.get("/api/admin/users", headers={"X-Admin-Key": "wrong" * 4}),
+    ]
+    statuses = {r.status for r in responses}
+    assert {200, 201, 400, 401, 403, 404, 405, 413} <= statuses, statuses
+    for resp in responses:
+        assert_secure_headers(resp)
+    # A WebSocket handshake refused by Tornado itself (not an upgrade): plain text, same headers.
+    plain = await api.http.fetch(api.base_url + "/api/ws", raise_error=False)
+    assert plain.code == 400
+    assert_secure_headers(plain)
+    logout = await api.post("/api/logout", token=user.token)  # 204
+    assert logout.status == 204
+    assert_secure_headers(logout)
+
+
+def _upgrade(headers):
+    return {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        **headers,
+    }
+
+
+@pytest.mark.gen_test
+async def test_an_accepted_websocket_handshake_carries_the_security_headers(api):
+    user = await api.user()
+    sock = await api.ws(user.token)
+    headers = sock.headers
+    for name, value in SECURITY_HEADERS.items():
+        assert headers.get(name) == value
+    assert "Server" not in headers
+
+
+@pytest.mark.gen_test
+@pytest.mark.settings(allowed_origins=("https://app.example",))
+async def test_cors_answers_allowed_origins_only(api):
+    user = await api.user()
+    preflight = {
+        "Origin": "https://app.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    resp = await api.request("OPTIONS", "/api/messages", headers=preflight)
+    assert resp.status == 204
+    assert resp.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert set(resp.headers["Access-Control-Allow-Methods"].split(", ")) == {"GET", "POST"}
+    allowed_headers = resp.headers["Access-Control-Allow-Headers"].lower()
+    assert "authorization" in allowed_headers and "content-type" in allowed_headers
+    assert_secure_headers(resp)
+
+    ok = await api.get(
+        "/api/chatrooms", token=user.token, headers={"Origin": "https://app.example"}
+    )
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "Retry-After" in ok.headers["Access-Control-Expose-Headers"]
+
+    for origin in ("https://evil.example", "http://app.example", "https://app.example:444"):
+        other = {**preflight, "Origin": origin}
+        refused = await api.request("OPTIONS", "/api/messages", headers=other)
+        assert refused.status == 405
+        assert "Access-Control-Allow-Origin" not in refused.headers
+        assert "Access-Control-Allow-Methods" not in refused.headers
+        answered = await api.get("/api/chatrooms", token=user.token, headers={"Origin": origin})
+        assert "Access-Control-Allow-Origin" not in answered.headers
+    admin = await api.request(
+        "OPTIONS",
+        "/api/admin/users",
+        headers={**preflight, "Access-Control-Request-Method": "GET"},
+    )
+    assert "Access-Control-Allow-Origin" not in admin.headers
+
+
+def test_idle_http_connections_are_closed(server_procs):
+    import socket
+    import time
+
+    server = server_procs(http_idle_timeout=1)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert conn.recv(65536) == b""  # the server closed the idle connection
+        assert time.monotonic() - started < 8

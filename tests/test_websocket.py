@@ -131,12 +131,33 @@ async def test_second_auth_frame_is_an_error(api):
 
 
 @pytest.mark.gen_test
-async def test_foreign_origin_is_refused_and_own_origin_accepted(api, base_url):
+@pytest.mark.settings(public_origin="https://chat.example")
+async def test_foreign_origin_is_refused_and_the_public_origin_accepted(api, base_url):
     user = await api.user()
     assert await refused(api, token=user.token, headers={"Origin": "https://evil.example"}) == 403
-    own = await api.socket(user, headers={"Origin": base_url})
+    own = await api.socket(user, headers={"Origin": "https://chat.example:443"})
     await own.send({"type": "ping"})
     await own.expect("pong")
+
+
+@pytest.mark.gen_test
+@pytest.mark.settings(public_origin="https://chat.example")
+@pytest.mark.parametrize(
+    "origin",
+    ["http://chat.example", "https://chat.example:8443", "null", "https://chat.example.evil"],
+)
+async def test_origin_differing_in_scheme_host_or_port_is_refused(api, origin):
+    user = await api.user()
+    assert await refused(api, token=user.token, headers={"Origin": origin}) == 403
+
+
+@pytest.mark.gen_test
+async def test_an_origin_equal_to_the_requests_own_host_is_not_trusted(api, base_url):
+    """A page elsewhere can make a browser send any Host (DNS rebinding): it proves nothing."""
+    user = await api.user()
+    assert await refused(api, token=user.token, headers={"Origin": base_url}) == 403
+    spoofed = {"Origin": "http://evil.example", "Host": "evil.example"}
+    assert await refused(api, token=user.token, headers=spoofed) == 403
 
 
 @pytest.mark.gen_test

@@ -16,6 +16,7 @@ class AdminHandler(ApiHandler):
     """An operator route: the ``X-Admin-Key`` header instead of a login token."""
 
     auth_required = False
+    cors = False  # an admin key has no business in a browser
 
     async def prepare(self) -> None:
         await super().prepare()

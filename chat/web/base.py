@@ -7,6 +7,7 @@ from tornado import web
 from chat import errors
 from chat.api import schemas, wire
 from chat.util.compact_json import dumps
+from chat.web.headers import SecureHeaders
 
 log = logging.getLogger("chat.http")
 
@@ -53,7 +54,7 @@ class JsonErrors:
 
 
 @web.stream_request_body
-class ApiHandler(JsonErrors, web.RequestHandler):
+class ApiHandler(SecureHeaders, JsonErrors, web.RequestHandler):
     """Reads the body as it streams in, so an oversized one gets a JSON 413."""
 
     auth_required = True
@@ -72,9 +73,13 @@ class ApiHandler(JsonErrors, web.RequestHandler):
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
-        self.set_header("X-Content-Type-Options", "nosniff")
+        super().set_default_headers()
 
     async def prepare(self):
+        if self.request.method == "OPTIONS":
+            if not self.cors_preflight():
+                raise errors.MethodNotAllowed()
+            return
         length = self.request.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > self.ctx.settings.max_body_bytes:
             raise errors.PayloadTooLarge()

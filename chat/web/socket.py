@@ -15,7 +15,6 @@ import functools
 import logging
 import struct
 import time
-import urllib.parse
 
 from tornado import ioloop, websocket
 from tornado.iostream import StreamClosedError
@@ -25,6 +24,7 @@ from chat.actions import messages
 from chat.api import schemas, views, wire
 from chat.util.compact_json import encode
 from chat.web.base import JsonErrors, authenticate, bearer_token
+from chat.web.headers import SecureHeaders
 
 log = logging.getLogger("chat.ws")
 
@@ -61,7 +61,9 @@ def _text_frame_header(length):
     return struct.pack("!BBQ", 0x81, 127, length)
 
 
-class SocketHandler(JsonErrors, websocket.WebSocketHandler):
+class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
+    cors = False  # browsers do not ask before opening a WebSocket: the Origin check decides
+
     def initialize(self, ctx, hub):
         self.ctx = ctx
         self.hub = hub
@@ -91,11 +93,12 @@ class SocketHandler(JsonErrors, websocket.WebSocketHandler):
             raise errors.Unauthorized()
 
     def _origin_allowed(self, origin):
-        """The server's own origin, or one in CHAT_ALLOWED_ORIGINS."""
-        if urllib.parse.urlsplit(origin).netloc.lower() == self.request.host.lower():
-            return True
-        allowed = {o.lower() for o in self.ctx.settings.allowed_origins}
-        return origin.rstrip("/").lower() in allowed
+        """CHAT_PUBLIC_ORIGIN or one in CHAT_ALLOWED_ORIGINS: scheme, host and port alike.
+
+        Never the request's ``Host``: a page on another site can point a
+        browser at a name that resolves here, and ``Host`` follows it.
+        """
+        return self.origin_trusted(origin)
 
     def check_origin(self, origin):
         return True  # checked in prepare(), which answers a refusal in the JSON error shape
