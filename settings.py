@@ -292,7 +292,8 @@ class Settings:
         "",
         "the origin browsers load this server from (`https://chat.example.com`): its "
         "WebSockets are allowed, and it goes in the CSP's `connect-src`. The request's own "
-        "`Host` is never trusted for this",
+        "`Host` is never trusted for this. Empty: `http://CHAT_HOST:CHAT_PORT` (and "
+        "`localhost` for a loopback address), for `make run`",
         text="",
         parse=_public_origin,
         accepted="empty, or an `http://` or `https://` origin",

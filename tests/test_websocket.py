@@ -152,6 +152,7 @@ async def test_origin_differing_in_scheme_host_or_port_is_refused(api, origin):
 
 
 @pytest.mark.gen_test
+@pytest.mark.settings(public_origin="https://chat.example")
 async def test_an_origin_equal_to_the_requests_own_host_is_not_trusted(api, base_url):
     """A page elsewhere can make a browser send any Host (DNS rebinding): it proves nothing."""
     user = await api.user()

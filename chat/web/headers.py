@@ -39,10 +39,27 @@ def normalize_origin(origin: str) -> str | None:
     return f"{scheme}://{parts.hostname.lower()}:{port or _DEFAULT_PORTS[scheme]}"
 
 
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "")
+
+
+def own_origins(settings: Any) -> tuple[str, ...]:
+    """``CHAT_PUBLIC_ORIGIN``; when unset, the address the server listens on (as configured).
+
+    The fallback serves ``make run`` on a workstation (``http://127.0.0.1:8888``
+    and ``http://localhost:8888``); behind a proxy, set the public origin.
+    """
+    if settings.public_origin:
+        return (settings.public_origin,)
+    host = settings.host
+    if host in _LOOPBACK:
+        return (f"http://127.0.0.1:{settings.port}", f"http://localhost:{settings.port}")
+    return (f"http://{host}:{settings.port}",)
+
+
 def trusted_origins(settings: Any) -> frozenset[str]:
     """The normalized origins allowed to call the API from a browser and open WebSockets."""
     found = set()
-    for origin in (*settings.allowed_origins, settings.public_origin):
+    for origin in (*settings.allowed_origins, *own_origins(settings)):
         normal = normalize_origin(origin) if origin else None
         if normal is not None:
             found.add(normal)
