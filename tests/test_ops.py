@@ -14,6 +14,7 @@ import warnings
 import pymysql
 import pytest
 
+import chat
 from chat.db import migrate
 from helpers import ROOT, SCHEMA_DIR, TEST_SECRET, mysql_connect, query
 from procs import RedisServer, database_url, free_port
@@ -170,3 +171,25 @@ def test_a_command_on_an_unreachable_database_fails_in_one_line(database):
         assert code == 1
         assert err.strip().count("\n") == 0 and "Can't connect" in err, err
         assert "Traceback" not in err
+
+
+# --- health -------------------------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_health_names_the_release_the_schema_and_a_missing_broker(api):
+    resp = await api.get("/api/health")
+    assert resp.status == 200
+    assert resp.body == {
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "not_configured"},
+        "version": chat.__version__,
+        "schemaVersion": len(schema_names()),
+    }
+
+
+@pytest.mark.gen_test
+async def test_health_says_broker_ok_with_redis(server_procs, redis_url):
+    server = server_procs(redis_url=redis_url)
+    resp = await server.api.get("/api/health")
+    assert resp.status == 200 and resp.body["checks"] == {"database": "ok", "broker": "ok"}

@@ -286,11 +286,21 @@ RESPONSES = {
         {
             "status": {"enum": ["ok", "unavailable"]},
             "checks": _object(
-                {"database": {"enum": ["ok", "down"]}, "broker": {"enum": ["ok", "down"]}}
+                {
+                    "database": {"enum": ["ok", "down"]},
+                    "broker": {"enum": ["ok", "down", "not_configured"]},
+                }
             ),
+            "version": {"type": "string", "description": "the server's release"},
+            "schemaVersion": {
+                "type": ["integer", "null"],
+                "description": "the latest schema file applied; null while the database "
+                "does not answer",
+            },
         },
         description="status follows the database alone: while the broker (Redis) is down "
-        "the server still stores and answers.",
+        "the server still stores and answers. broker is not_configured when there is no "
+        "Redis (CHAT_REDIS_URL empty: one process).",
     ),
 }
 
