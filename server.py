@@ -3,10 +3,17 @@
     python server.py [--port=8888] [--database_url=mysql://...]   (or CHAT_* variables)
     python server.py migrate | status | check-ledger | --help       (chat/ops/cli.py)
 
-On SIGTERM or SIGINT the server stops accepting connections, closes every
-WebSocket with 1001 (going away), lets requests in flight finish (at most
-``DRAIN_SECONDS``), then closes the broker and the database pool and exits 0.
-A second signal during that exits at once.
+When the database cannot be reached at start-up, it says so in one line
+(naming the URL, never the password) and retries with backoff for up to
+``CHAT_DB_START_WAIT`` seconds before giving up (exit status 1).
+
+On SIGTERM or SIGINT the server stops accepting connections and new WebSocket
+frames, lets requests and frames in flight finish (at most
+``CHAT_DRAIN_SECONDS``), rolls back the database work of those still running
+at that deadline (their connections are closed, so nothing commits after its
+client was told it failed), closes every WebSocket with 1001 (going away)
+once the replies to the frames it handled are sent, then closes the broker and
+the database pool and exits 0. A second signal during that exits at once.
 """
 
 import asyncio
@@ -15,7 +22,9 @@ import logging
 import os
 import signal
 import sys
+import time
 
+import pymysql
 from tornado import httpserver
 
 import settings as settings_module
@@ -32,8 +41,56 @@ log = logging.getLogger("chat.server")
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SCHEMA_DIR = os.path.join(ROOT, "sql", "schema")
 QUERIES_DIR = os.path.join(ROOT, "sql", "queries")
-DRAIN_SECONDS = 10.0
-SOCKET_CLOSE_SECONDS = 3.0
+SOCKET_CLOSE_SECONDS = 1.0
+ABORT_GRACE_SECONDS = 0.3
+# Connection-level failures: the database is not (yet) reachable.
+UNREACHABLE = {2002, 2003, 2005, 2006, 2013}
+
+
+class DatabaseUnreachable(Exception):
+    pass
+
+
+def shown_url(url):
+    """The database URL as it may appear in a log line: without the password."""
+    return f"mysql://{url.user}@{url.host}:{url.port}/{url.database}"
+
+
+async def wait_for_database(settings):
+    """Migrate the schema once the database answers, retrying with backoff.
+
+    One line when it does not answer, naming the URL and what to do; one
+    more when waiting gives up after ``db_start_wait`` seconds.
+    """
+    url = settings.database
+    deadline = time.monotonic() + settings.db_start_wait
+    pause = 0.25
+    told = False
+    while True:
+        try:
+            return await asyncio.to_thread(migrate.migrate, url, SCHEMA_DIR, create_database=True)
+        except pymysql.err.OperationalError as exc:
+            if not exc.args or exc.args[0] not in UNREACHABLE:
+                raise
+            why = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DatabaseUnreachable(
+                    f"database {shown_url(url)} still unreachable after "
+                    f"{settings.db_start_wait:.0f} s ({why}); giving up. Start MariaDB/MySQL "
+                    "there, or point CHAT_DATABASE_URL at a running one."
+                ) from None
+            if not told:
+                log.warning(
+                    "database %s unreachable (%s): start MariaDB/MySQL there, or point "
+                    "CHAT_DATABASE_URL at a running one; retrying for up to %.0f s",
+                    shown_url(url),
+                    why,
+                    settings.db_start_wait,
+                )
+                told = True
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 5.0)
 
 
 async def close_websockets(hub, in_flight):
@@ -70,10 +127,10 @@ def make_broker(settings):
 async def start(settings):
     """Everything the server needs, listening; returns a coroutine function that stops it."""
     queries = sqlfile.load_dir(QUERIES_DIR)
-    applied = migrate.migrate(settings.database, SCHEMA_DIR, create_database=True)
+    applied = await wait_for_database(settings)
     if applied:
         log.info("schema brought up to date: %s", ", ".join(applied))
-    db = await Database.connect(settings.database, queries, maxsize=settings.db_pool_size)
+    db = await Database.open(settings, queries)
     broker = make_broker(settings)
     await broker.start()
     log.info("fan-out: %s", "Redis pub/sub" if settings.redis_url else "in this process only")
@@ -92,22 +149,37 @@ async def start(settings):
     log.info("serving on http://%s:%d", settings.host, settings.port)
 
     async def stop():
+        deadline = time.monotonic() + settings.drain_seconds
         log.info("shutting down: no longer accepting connections")
         server.stop()
         ctx.revocations.stop()
-        await close_websockets(application.hub, in_flight)
-        if in_flight.requests:
-            log.info("waiting for %d requests in flight", len(in_flight.requests))
-        if await in_flight.drain(DRAIN_SECONDS):
-            log.info("no requests in flight")
-        else:
-            log.warning(
-                "%d requests still in flight after %.0f s; closing them",
+        hub = application.hub
+        hub.accepting = False  # new frames are refused; those in flight finish
+        if in_flight.requests or hub.frames_in_flight:
+            log.info(
+                "waiting for %d requests in flight and %d frames",
                 len(in_flight.requests),
-                DRAIN_SECONDS,
+                hub.frames_in_flight,
             )
-        # A handshake that was in flight may have opened a WebSocket meanwhile.
-        await close_websockets(application.hub, in_flight)
+
+        def idle():
+            return not in_flight.requests and not hub.frames_in_flight
+
+        if await wait_until(idle, max(0.0, deadline - time.monotonic())):
+            log.info("no requests in flight, no frames")
+        else:
+            aborted = db.abort_running()
+            log.warning(
+                "%d requests and %d frames still in flight after %.1f s: "
+                "rolled back the %d database calls they were waiting on",
+                len(in_flight.requests),
+                hub.frames_in_flight,
+                settings.drain_seconds,
+                len(aborted),
+            )
+            # Their handlers now answer 503 (or an error frame); give them a moment.
+            await wait_until(idle, ABORT_GRACE_SECONDS)
+        await close_websockets(hub, in_flight)
         await server.close_all_connections()
         await broker.close()
         log.info("broker closed")
@@ -131,7 +203,15 @@ async def main(argv):
     except settings_module.SettingsError as exc:
         log.error("invalid setting: %s", exc)
         return 2
-    stop = await start(settings)
+    try:
+        stop = await start(settings)
+    except DatabaseUnreachable as exc:
+        log.error("%s", exc)
+        return 1
+    except pymysql.err.MySQLError as exc:
+        why = exc.args[1] if len(exc.args) > 1 else exc
+        log.error("database %s: %s", shown_url(settings.database), why)
+        return 1
     tune_gc()
     done = asyncio.Event()
     loop = asyncio.get_running_loop()

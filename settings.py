@@ -252,6 +252,34 @@ class Settings:
         "reads (at least one each)",
         checks=[at_least(1)],
     )
+    db_timeout: float = setting(
+        1.5,
+        "seconds to open a database connection or run one statement; past it the call is "
+        "`503 unavailable` (a frozen or unreachable database answers 503 within about this)",
+        checks=[at_least(0.05)],
+    )
+    db_acquire_timeout: float = setting(
+        0.5,
+        "seconds a call waits for a free pooled connection before `503 unavailable`",
+        checks=[not_negative()],
+    )
+    db_start_wait: float = setting(
+        30.0,
+        "seconds start-up waits (retrying with backoff) for an unreachable database",
+        checks=[not_negative()],
+    )
+    queue_delay_ms: float = setting(
+        100.0,
+        "queueing delay (arrival to start of work) above which new work is refused at "
+        "once with `503 overloaded`",
+        checks=[at_least(1)],
+    )
+    drain_seconds: float = setting(
+        10.0,
+        "on SIGTERM, seconds requests and frames in flight may take; then their database "
+        "work is rolled back and the process exits",
+        checks=[not_negative()],
+    )
     jwt_secret: str = setting(
         "",
         "HS256 secret. When unset, one is generated into `var/jwt_secret` "

@@ -132,7 +132,21 @@ class RateLimited(ChatError):
 
 
 class Unavailable(ChatError):
+    """The database cannot be reached (or does not answer in time): try again shortly."""
+
     code, status, message = "unavailable", 503, "The service is temporarily unavailable."
+
+    def __init__(self, message=None, retry_after=1):
+        super().__init__(message, {"retryAfter": retry_after}, {"Retry-After": str(retry_after)})
+
+
+class Overloaded(ChatError):
+    """Refused at once because the server is busier than it can serve in time."""
+
+    code, status, message = "overloaded", 503, "The server is overloaded; try again shortly."
+
+    def __init__(self, message=None, retry_after=1):
+        super().__init__(message, {"retryAfter": retry_after}, {"Retry-After": str(retry_after)})
 
 
 class Internal(ChatError):

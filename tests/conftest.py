@@ -70,9 +70,7 @@ def settings(request, database):
 
 @pytest.fixture
 def ctx(io_loop, settings):
-    db = io_loop.run_sync(
-        lambda: Database.connect(settings.database, QUERIES, maxsize=settings.db_pool_size)
-    )
+    db = io_loop.run_sync(lambda: Database.open(settings, QUERIES))
     context = Context.build(settings, db, LocalBroker())
     yield context
     io_loop.run_sync(db.close)

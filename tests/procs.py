@@ -139,6 +139,12 @@ class ServerProcess:
         self._proc = None
 
     def start(self, timeout=30):
+        self.spawn()
+        wait_until(self._ready, timeout, f"server.py on port {self.port} did not start")
+        return self
+
+    def spawn(self):
+        """Start the process without waiting for it to answer."""
         self._proc = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "server.py")],
             cwd=ROOT,
@@ -146,7 +152,6 @@ class ServerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        wait_until(self._ready, timeout, f"server.py on port {self.port} did not start")
         return self
 
     def _ready(self):
@@ -188,3 +193,132 @@ class ServerProcess:
         text = self.log()
         os.unlink(self.log_path)
         return text
+
+
+class MariaDBServer:
+    """A mariadbd of our own: a fresh data directory in a temp dir, a free port.
+
+    Root logs in over TCP without a password (``--skip-grant-tables``); the
+    data survive ``kill()`` / ``start()`` (a crash and a restart), and
+    ``freeze()`` / ``thaw()`` stop and resume the process (SIGSTOP/SIGCONT).
+    """
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self._dir = tempfile.mkdtemp(prefix="chat-mariadb-")
+        self.datadir = os.path.join(self._dir, "data")
+        self._proc = None
+        self._frozen = False
+        subprocess.run(
+            [
+                _binary("mariadb-install-db", "mysql_install_db"),
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--skip-name-resolve",
+                f"--user={_user()}",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def url(self, database):
+        import settings as settings_module
+
+        return settings_module.DatabaseUrl("127.0.0.1", self.port, "root", "", database)
+
+    def start(self):
+        self._proc = subprocess.Popen(
+            [
+                _binary("mariadbd", "mysqld"),
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                f"--socket={os.path.join(self._dir, 'sock')}",
+                f"--pid-file={os.path.join(self._dir, 'pid')}",
+                f"--log-error={os.path.join(self._dir, 'error.log')}",
+                f"--user={_user()}",
+                "--skip-grant-tables",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=32M",
+                "--innodb-log-file-size=16M",
+                "--max-connections=200",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self.answers, 30, f"mariadbd on port {self.port} did not answer")
+        return self
+
+    def answers(self):
+        import pymysql
+
+        if self._proc is not None and self._proc.poll() is not None:
+            raise RuntimeError(f"mariadbd on port {self.port} exited")
+        try:
+            pymysql.connect(
+                host="127.0.0.1", port=self.port, user="root", connect_timeout=1
+            ).close()
+            return True
+        except pymysql.err.OperationalError:
+            return False
+
+    def connect(self, database=None):
+        import pymysql
+
+        return pymysql.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="root",
+            database=database,
+            charset="utf8mb4",
+            autocommit=True,
+        )
+
+    def freeze(self):
+        self._proc.send_signal(signal.SIGSTOP)
+        self._frozen = True
+
+    def thaw(self):
+        self._proc.send_signal(signal.SIGCONT)
+        self._frozen = False
+
+    def kill(self):
+        """SIGKILL, as a crash would; ``start()`` brings it back on the same data and port."""
+        if self._proc is not None:
+            if self._frozen:
+                self.thaw()
+            _stop(self._proc, signal.SIGKILL, 10)
+            self._proc = None
+
+    def close(self):
+        if self._proc is not None:
+            if self._frozen:
+                self.thaw()
+            try:
+                _stop(self._proc, signal.SIGTERM, 20)
+            except subprocess.TimeoutExpired:
+                pass
+            self._proc = None
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _binary(*names):
+    for name in names:
+        for folder in ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"):
+            path = os.path.join(folder, name)
+            if os.path.exists(path):
+                return path
+        found = shutil.which(name)
+        if found:
+            return found
+    raise RuntimeError(f"none of {names} is installed (apt-get install mariadb-server)")
+
+
+def _user():
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name

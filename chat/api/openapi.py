@@ -43,6 +43,7 @@ ERROR_STATUS = {
     "rate_limited": 429,
     "internal": 500,
     "unavailable": 503,
+    "overloaded": 503,
 }
 
 DESCRIPTION = """\
@@ -75,6 +76,10 @@ message is for people. Beyond the codes listed with each operation:
   is `429 rate_limited` with a `Retry-After` header and `details.retryAfter`
   (seconds), even with the right password.
 - `500 internal` carries no stack trace, SQL or secret.
+- `503 unavailable` (the database does not answer; within about 2 s) and
+  `503 overloaded` (refused at once: the server's queues stand above
+  `CHAT_QUEUE_DELAY_MS`) carry a `Retry-After` header and
+  `details.retryAfter`; nothing was done, so the request may be sent again.
 
 **Secrets.** No response contains a password, a password hash, a room
 password, or an invitation token other than the one `POST /api/invite` just
@@ -857,6 +862,13 @@ def _error_response(errors):
                 "schema": {"type": "integer", "minimum": 1},
             }
         }
+    if "unavailable" in codes or "overloaded" in codes:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "Seconds after which trying again is reasonable.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        }
     return response
 
 
@@ -874,6 +886,14 @@ def _operation(op, path_params):
         errors.append(("unauthorized", "no valid bearer token"))
     errors += op.errors
     errors.append(("internal", "a fault on the server; nothing about it is in the body"))
+    if 503 not in op.replies and op.operation_id != "openapi":
+        errors += [
+            ("unavailable", "the database does not answer; try again after Retry-After"),
+            (
+                "overloaded",
+                "the server is busier than it can serve in time; try again after Retry-After",
+            ),
+        ]
 
     by_status = {}
     for code, when in errors:

@@ -1,4 +1,4 @@
-"""The data-access layer: a pool of MySQL connections running named queries.
+"""The data-access layer: pools of MySQL connections running named queries.
 
 Single statements outside a transaction (reads, and the few writes that stand
 alone) run on autocommit connections, so each sees the latest committed data.
@@ -11,29 +11,56 @@ on a row lock taken with ``FOR UPDATE`` or a conditional ``UPDATE``). A
 deadlock or lock-wait timeout re-runs ``fn`` from the start a few times.
 Callbacks given to ``tx.after_commit`` run once the commit has succeeded and
 never for a rolled-back attempt.
+
+Faults are bounded in time, so a client hears ``503`` within about two
+seconds whatever the database does:
+
+- opening a connection, and every statement, commit and rollback, has a
+  deadline (``timeout``); a statement past it has its connection closed
+  (the server then rolls back whatever that connection had not committed);
+- waiting for a pooled connection is bounded (``acquire_timeout``), and a
+  standing queue of waiters refuses newcomers at once (``503 overloaded``);
+- a connection that fails or times out makes the pool check the database on
+  a connection of its own; while that check fails the database is *down*:
+  every call fails at once with ``503 unavailable`` (one warning logged, not
+  one per request), the check repeats, and when it succeeds the database is
+  *up* again (one more warning) with a fresh set of connections;
+- when the server refuses new connections (too many), a caller waits (bounded)
+  for one the pool already holds.
 """
 
 import asyncio
+import collections
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiomysql
 import pymysql
 
+from chat import errors
 from chat.db.errors import DuplicateKey
+from chat.util.admission import QueueDelay
 
 log = logging.getLogger("chat.db")
 
 DEADLOCK = 1213
 LOCK_WAIT_TIMEOUT = 1205
 DUPLICATE_KEY = 1062
+TOO_MANY_CONNECTIONS = {1040, 1203}
 RETRYABLE = {DEADLOCK, LOCK_WAIT_TIMEOUT}
 ATTEMPTS = 4
+PROBE_EVERY = 0.5
 
 SQL_MODE = (
     "'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
     "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
 )
+# Row-lock waits end on the server after a second (a lock held longer is
+# a fault, not a queue to join); the statement deadline backs it up.
+INIT_COMMAND = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+LOCK_WAIT = "SET SESSION innodb_lock_wait_timeout = 1"
 
 
 def _raise_duplicate(exc: pymysql.err.IntegrityError) -> None:
@@ -42,18 +69,26 @@ def _raise_duplicate(exc: pymysql.err.IntegrityError) -> None:
         raise DuplicateKey(*exc.args[1:2]) from exc
 
 
-class _Runner:
-    """Runs named queries on one connection."""
+def is_connection_error(exc: BaseException) -> bool:
+    """The connection (not the statement) failed: lost, refused, timed out, closed."""
+    if isinstance(exc, pymysql.err.OperationalError):
+        return not exc.args or exc.args[0] >= 2000 or exc.args[0] in TOO_MANY_CONNECTIONS
+    return isinstance(exc, pymysql.err.InterfaceError | OSError | TimeoutError)
 
-    def __init__(self, queries, conn):
+
+class _Runner:
+    """Runs named queries on one connection, each within the pool's deadline."""
+
+    def __init__(self, queries: Any, conn: Any, pool: "_Pool") -> None:
         self._queries = queries
         self._conn = conn
+        self._pool = pool
 
-    async def _run(self, name, params):
+    async def _run(self, name: str, params: dict) -> Any:
         query = self._queries[name]
         cur = await self._conn.cursor(aiomysql.DictCursor)
         try:
-            await cur.execute(query.sql, query.bind(params))
+            await self._pool.bounded(self._conn, cur.execute(query.sql, query.bind(params)))
             return cur
         except pymysql.err.IntegrityError as exc:
             await cur.close()
@@ -63,21 +98,21 @@ class _Runner:
             await cur.close()
             raise
 
-    async def fetch_one(self, name, /, **params):
+    async def fetch_one(self, name: str, /, **params: Any) -> Any:
         cur = await self._run(name, params)
         try:
             return await cur.fetchone()
         finally:
             await cur.close()
 
-    async def fetch_all(self, name, /, **params):
+    async def fetch_all(self, name: str, /, **params: Any) -> Any:
         cur = await self._run(name, params)
         try:
             return await cur.fetchall()
         finally:
             await cur.close()
 
-    async def execute(self, name, /, **params):
+    async def execute(self, name: str, /, **params: Any) -> tuple[int, int]:
         """Run a statement; returns (rows affected, last insert id)."""
         cur = await self._run(name, params)
         try:
@@ -85,12 +120,14 @@ class _Runner:
         finally:
             await cur.close()
 
-    async def execute_many(self, name, rows):
+    async def execute_many(self, name: str, rows: list[dict]) -> int:
         """Run an ``INSERT ... VALUES`` for every dict in ``rows``, as one statement."""
         query = self._queries[name]
         cur = await self._conn.cursor()
         try:
-            await cur.executemany(query.sql, [query.bind(row) for row in rows])
+            await self._pool.bounded(
+                self._conn, cur.executemany(query.sql, [query.bind(row) for row in rows])
+            )
             return cur.rowcount
         except pymysql.err.IntegrityError as exc:
             _raise_duplicate(exc)
@@ -100,98 +137,517 @@ class _Runner:
 
 
 class Transaction(_Runner):
-    def __init__(self, queries, conn, name):
-        super().__init__(queries, conn)
+    def __init__(self, queries: Any, conn: Any, pool: "_Pool", name: str) -> None:
+        super().__init__(queries, conn, pool)
         self.name = name
-        self._after_commit = []
+        self._after_commit: list[tuple[Callable, tuple]] = []
 
-    def after_commit(self, callback, *args):
+    def after_commit(self, callback: Callable, *args: Any) -> None:
         """Call ``callback(*args)`` once this transaction has committed."""
         self._after_commit.append((callback, args))
 
 
+class _Health:
+    """Whether the database answers; checked on a connection of its own when in doubt."""
+
+    def __init__(self, url: Any, connect: Callable[[], Awaitable[Any]], timeout: float) -> None:
+        self._url = url
+        self._connect = connect
+        self._timeout = timeout
+        self.up = True
+        self.outages = 0  # times the database went away
+        self.failures = 0  # calls answered 503 unavailable
+        self._probe: asyncio.Task | None = None
+        self.on_down: list[Callable[[], None]] = []
+        self.on_up: list[Callable[[], None]] = []
+        self.watchers: set[asyncio.Future] = set()  # resolved when the database goes down
+
+    def check(self) -> None:
+        """Raise ``Unavailable`` at once while the database is down."""
+        if not self.up:
+            self.failures += 1
+            raise errors.Unavailable("The database is unavailable; try again shortly.")
+
+    def suspect(self) -> None:
+        """A connection failed: find out, on a connection of our own, whether the database did."""
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(self._check_until_up())
+
+    async def _answers(self) -> str | None:
+        """None when the database answers; else why not."""
+        try:
+            conn = await asyncio.wait_for(self._connect(), self._timeout)
+        except Exception as exc:
+            if isinstance(exc, pymysql.err.OperationalError) and exc.args:
+                if exc.args[0] in TOO_MANY_CONNECTIONS:
+                    return None  # it answers; it is only full
+            return _describe(exc)
+        try:
+            await asyncio.wait_for(conn.ping(reconnect=False), self._timeout)
+            return None
+        except Exception as exc:
+            return _describe(exc)
+        finally:
+            conn.close()
+
+    async def _check_until_up(self) -> None:
+        while True:
+            why = await self._answers()
+            if why is None:
+                if not self.up:
+                    self.up = True
+                    log.warning("database %r answers again", self._url)
+                    for callback in self.on_up:
+                        callback()
+                return
+            if self.up:
+                self.up = False
+                self.outages += 1
+                log.warning(
+                    "database %r does not answer (%s): answering 503 until it does",
+                    self._url,
+                    why,
+                )
+                for callback in self.on_down:
+                    callback()
+                for watcher in self.watchers:
+                    if not watcher.done():
+                        watcher.set_result(None)
+            await asyncio.sleep(PROBE_EVERY)
+
+    def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+
+
+def _close_if_connected(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is None:
+        task.result().close()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, pymysql.err.MySQLError) and len(exc.args) > 1:
+        return f"{exc.args[0]}: {exc.args[1]}"
+    return type(exc).__name__ + (f": {exc}" if str(exc) else "")
+
+
+class _Waiter:
+    __slots__ = ("future", "arrived", "timer")
+
+    def __init__(self, future: asyncio.Future, arrived: float, timer: asyncio.TimerHandle) -> None:
+        self.future = future
+        self.arrived = arrived
+        self.timer = timer
+
+
+class _Pool:
+    """At most ``maxsize`` connections; a bounded, measured wait for one when all are busy."""
+
+    def __init__(
+        self,
+        name: str,
+        connect: Callable[[], Awaitable[Any]],
+        maxsize: int,
+        timeout: float,
+        acquire_timeout: float,
+        delay: QueueDelay,
+        health: _Health,
+        max_waiters: int,
+    ) -> None:
+        self.name = name
+        self._connect = connect
+        self.maxsize = maxsize
+        self._timeout = timeout
+        self._acquire_timeout = acquire_timeout
+        self.delay = delay
+        self._health = health
+        self._max_waiters = max_waiters
+        self._free: collections.deque = collections.deque()
+        self._used: set = set()
+        self._opening = 0
+        self._full_until = 0.0  # the server refused a connection as too many until then
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._closed = False
+        self.timeouts = 0
+
+    @property
+    def size(self) -> int:
+        return len(self._free) + len(self._used) + self._opening
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def acquire(self) -> Any:
+        self._health.check()
+        if self._closed:
+            raise errors.Unavailable("The server is shutting down.")
+        while self._free:
+            conn = self._free.pop()  # the most recently used: warm, and the others may idle out
+            if conn.closed:
+                continue
+            self._used.add(conn)
+            self.delay.started(0.0)
+            return conn
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self.size < self.maxsize and now >= self._full_until:
+            return await self._open()
+        if self._waiters and (
+            len(self._waiters) >= self._max_waiters
+            or self.delay.overloaded(self._waiters[0].arrived)
+        ):
+            self.delay.refuse()
+            raise errors.Overloaded()
+        future = loop.create_future()
+        timer = loop.call_later(self._acquire_timeout, self._expire, future)
+        waiter = _Waiter(future, now, timer)
+        self._waiters.append(waiter)
+        try:
+            conn = await future
+        except asyncio.CancelledError:
+            self._drop_waiter(waiter)
+            if future.done() and not future.cancelled() and future.exception() is None:
+                # Handed a connection (or a slot) just as we were cancelled: pass it on.
+                if future.result() is None:
+                    self._hand_on_slot()
+                else:
+                    self.release(future.result())
+            raise
+        finally:
+            timer.cancel()
+        self.delay.started(loop.time() - now)
+        if conn is None:  # a slot freed up: open a connection of our own
+            return await self._open()
+        return conn  # release() left it among the used ones
+
+    def _drop_waiter(self, waiter: _Waiter) -> None:
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            pass
+
+    def _expire(self, future: asyncio.Future) -> None:
+        if not future.done():
+            self.timeouts += 1
+            future.set_exception(errors.Unavailable("No database connection became free in time."))
+        self._waiters = collections.deque(w for w in self._waiters if not w.future.done())
+
+    async def _open(self) -> Any:
+        self._opening += 1
+        try:
+            conn = await self._connect_unless_down()
+        except Exception as exc:
+            self._opening -= 1
+            if (
+                isinstance(exc, pymysql.err.OperationalError)
+                and exc.args
+                and exc.args[0] in TOO_MANY_CONNECTIONS
+                and self.size > 0
+            ):
+                # Wait (bounded) for one of the connections already held.
+                self._full_until = asyncio.get_running_loop().time() + 1.0
+                log.info("database refused a connection (%s); waiting for a pooled one", exc)
+                return await self.acquire()
+            self._hand_on_slot()
+            self._health.suspect()
+            log.debug("opening a connection failed: %s", exc)
+            raise errors.Unavailable("The database is unavailable; try again shortly.") from None
+        self._opening -= 1
+        if self._closed:
+            conn.close()
+            raise errors.Unavailable("The server is shutting down.")
+        self._used.add(conn)
+        return conn
+
+    async def _connect_unless_down(self) -> Any:
+        """A new connection; fails at the deadline, or as soon as the database is found down."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(self._connect())
+        gone = loop.create_future()
+        self._health.watchers.add(gone)
+        try:
+            await asyncio.wait({task, gone}, timeout=self._timeout, return_when="FIRST_COMPLETED")
+        finally:
+            self._health.watchers.discard(gone)
+            if not gone.done():
+                gone.cancel()
+        if not task.done():
+            task.cancel()
+            task.add_done_callback(_close_if_connected)
+            raise TimeoutError()
+        return task.result()
+
+    def release(self, conn: Any, broken: bool = False) -> None:
+        if broken or conn.closed or conn.get_transaction_status() or self._closed:
+            self._used.discard(conn)
+            conn.close()
+            self._hand_on_slot()
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.future.done():
+                waiter.future.set_result(conn)  # stays among the used ones
+                return
+        self._used.discard(conn)
+        self._free.append(conn)
+
+    def _hand_on_slot(self) -> None:
+        """A connection closed: the first waiter may open one in its place."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.future.done():
+                waiter.future.set_result(None)
+                return
+
+    def fail_waiters(self) -> None:
+        """The database went away: no one waits for it."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.future.done():
+                waiter.future.set_exception(
+                    errors.Unavailable("The database is unavailable; try again shortly.")
+                )
+
+    def discard_idle(self) -> None:
+        """Close every idle connection (they may all be dead after an outage)."""
+        while self._free:
+            self._free.pop().close()
+
+    async def bounded(self, conn: Any, operation: Awaitable[Any]) -> Any:
+        """Await ``operation`` on ``conn``; past the deadline, close ``conn`` and fail."""
+        loop = asyncio.get_running_loop()
+        expired: list[bool] = []
+
+        def expire() -> None:
+            expired.append(True)
+            conn.close()  # the pending read fails; the server rolls back what is open
+
+        def overdue() -> None:
+            # Slow: find out now (on a connection of our own) whether the
+            # database still answers, so that when it does not, every call
+            # fails by the time this one's deadline comes.
+            nonlocal timer
+            self._health.suspect()
+            timer = loop.call_later(self._timeout * 2 / 3, expire)
+
+        timer = loop.call_later(self._timeout / 3, overdue)
+        try:
+            return await operation
+        except Exception as exc:
+            if expired or is_connection_error(exc):
+                self._health.suspect()
+                why = "timed out" if expired else "lost its connection"
+                log.debug("a statement on the %s pool %s: %s", self.name, why, exc)
+                raise errors.Unavailable("The database did not answer in time.") from None
+            raise
+        finally:
+            timer.cancel()
+
+    def running(self) -> list:
+        return list(self._used)
+
+    def close(self) -> None:
+        self._closed = True
+        self.discard_idle()
+        self.fail_waiters()
+
+
 class Database:
-    def __init__(self, autocommit, transactions, queries):
-        self._autocommit = autocommit  # single statements
-        self._transactions = transactions
+    def __init__(self, reads: _Pool, writes: _Pool, queries: Any, health: _Health) -> None:
+        self._reads = reads
+        self._writes = writes
         self.queries = queries
+        self.health = health
+        health.on_down.append(self._on_down)
+        health.on_up.append(self._on_up)
 
     @classmethod
-    async def connect(cls, url, queries, maxsize=20):
+    async def connect(
+        cls,
+        url: Any,
+        queries: Any,
+        maxsize: int = 20,
+        timeout: float = 1.5,
+        acquire_timeout: float = 0.5,
+        queue_target: float = 0.1,
+    ) -> "Database":
         """At most ``maxsize`` connections (and at least two): a quarter for transactions.
 
         Transactions are few at a time (messages and joins are written in
-        batches); reads come with every request.
+        batches); reads come with every request. One connection of each
+        kind is opened now, so a wrong URL or password fails at start-up.
         """
-        writes = max(1, maxsize // 4)
-        pools = []
-        try:
-            for autocommit, size in ((True, max(1, maxsize - writes)), (False, writes)):
-                pools.append(
-                    await aiomysql.create_pool(
-                        host=url.host,
-                        port=url.port,
-                        user=url.user,
-                        password=url.password,
-                        db=url.database,
-                        charset="utf8mb4",
-                        autocommit=autocommit,
-                        sql_mode=SQL_MODE,
-                        init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-                        minsize=1,
-                        maxsize=size,
-                        pool_recycle=3600,
-                    )
+
+        def opener(autocommit: bool) -> Callable[[], Awaitable[Any]]:
+            async def connect() -> Any:
+                conn = await aiomysql.connect(
+                    host=url.host,
+                    port=url.port,
+                    user=url.user,
+                    password=url.password,
+                    db=url.database,
+                    charset="utf8mb4",
+                    autocommit=autocommit,
+                    sql_mode=SQL_MODE,
+                    init_command=INIT_COMMAND,
+                    connect_timeout=timeout,
                 )
-        except BaseException:
-            for pool in pools:
-                pool.close()
-                await pool.wait_closed()
-            raise
-        return cls(*pools, queries)
+                try:
+                    await conn.query(LOCK_WAIT)
+                except BaseException:
+                    conn.close()
+                    raise
+                return conn
 
-    async def close(self):
-        for pool in (self._autocommit, self._transactions):
+            return connect
+
+        # The check (started a third into a slow call) ends before that call's deadline.
+        health = _Health(url, opener(True), timeout / 2)
+        writes_size = max(1, maxsize // 4)
+        pools = []
+        for name, autocommit, size in (
+            ("reads", True, max(1, maxsize - writes_size)),
+            ("writes", False, writes_size),
+        ):
+            pool = _Pool(
+                name,
+                opener(autocommit),
+                size,
+                timeout,
+                acquire_timeout,
+                QueueDelay(queue_target),
+                health,
+                max_waiters=256,
+            )
+            pools.append(pool)
+        db = cls(pools[0], pools[1], queries, health)
+        for pool in pools:
+            try:
+                conn = await asyncio.wait_for(pool._connect(), timeout)
+            except Exception:
+                await db.close()
+                raise
+            pool._free.append(conn)
+        return db
+
+    @classmethod
+    async def open(cls, settings: Any, queries: Any) -> "Database":
+        """``connect`` with the sizes and deadlines of ``settings``."""
+        return await cls.connect(
+            settings.database,
+            queries,
+            maxsize=settings.db_pool_size,
+            timeout=settings.db_timeout,
+            acquire_timeout=settings.db_acquire_timeout,
+            queue_target=settings.queue_delay_ms / 1000,
+        )
+
+    def _on_down(self) -> None:
+        for pool in (self._reads, self._writes):
+            pool.fail_waiters()
+            pool.discard_idle()
+            for conn in pool.running():
+                conn.close()  # its call fails now rather than at its own deadline
+
+    def _on_up(self) -> None:
+        for pool in (self._reads, self._writes):
+            pool.discard_idle()
+
+    @property
+    def pools(self) -> tuple[_Pool, _Pool]:
+        return self._reads, self._writes
+
+    async def close(self) -> None:
+        self.health.close()
+        idle = []
+        for pool in (self._reads, self._writes):
+            idle.extend(pool._free)
+            pool._free.clear()
             pool.close()
-            await pool.wait_closed()
+        # Say goodbye (COM_QUIT) to the server; a silent one is closed at once.
+        await asyncio.gather(
+            *(asyncio.wait_for(conn.ensure_closed(), 0.5) for conn in idle),
+            return_exceptions=True,
+        )
+        for conn in idle:
+            conn.close()
+        await asyncio.sleep(0)  # the transports finish closing
 
-    async def _single(self, method, name, params):
-        """One statement on an autocommit connection."""
-        async with self._autocommit.acquire() as conn:
-            return await getattr(_Runner(self.queries, conn), method)(name, **params)
+    def abort_running(self) -> list[int]:
+        """Close every connection in use (their transactions roll back); their thread ids."""
+        ids = []
+        for pool in (self._reads, self._writes):
+            for conn in pool.running():
+                try:
+                    ids.append(conn.thread_id())
+                except Exception:
+                    pass
+                conn.close()
+        return ids
 
-    async def fetch_one(self, name, /, **params):
-        return await self._single("fetch_one", name, params)
+    async def _read(self, method: str, name: str, params: dict) -> Any:
+        pool = self._reads
+        conn = await pool.acquire()
+        broken = True
+        try:
+            result = await getattr(_Runner(self.queries, conn, pool), method)(name, **params)
+            broken = False
+            return result
+        except pymysql.err.MySQLError as exc:
+            broken = is_connection_error(exc)
+            raise
+        finally:
+            pool.release(conn, broken)
 
-    async def fetch_all(self, name, /, **params):
-        return await self._single("fetch_all", name, params)
+    async def fetch_one(self, name: str, /, **params: Any) -> Any:
+        return await self._read("fetch_one", name, params)
 
-    async def execute(self, name, /, **params):
-        return await self._single("execute", name, params)
+    async def fetch_all(self, name: str, /, **params: Any) -> Any:
+        return await self._read("fetch_all", name, params)
 
-    async def ping(self):
-        async with self._autocommit.acquire() as conn:
-            await conn.ping(reconnect=False)
+    async def execute(self, name: str, /, **params: Any) -> Any:
+        return await self._read("execute", name, params)
 
-    async def transaction(self, name, fn):
+    async def ping(self) -> None:
+        """Return once the database answers; ``Unavailable`` if it does not in time."""
+        pool = self._reads
+        conn = await pool.acquire()
+        broken = True
+        try:
+            await pool.bounded(conn, conn.ping(reconnect=False))
+            broken = False
+        finally:
+            pool.release(conn, broken)
+
+    async def transaction(self, name: str, fn: Callable[[Transaction], Awaitable[Any]]) -> Any:
         """Run ``await fn(tx)`` in one transaction and return its result."""
+        pool = self._writes
         for attempt in range(1, ATTEMPTS + 1):
             started = time.monotonic()
-            async with self._transactions.acquire() as conn:
-                tx = Transaction(self.queries, conn, name)
-                try:
-                    result = await fn(tx)
-                    await conn.commit()
-                except pymysql.err.OperationalError as exc:
-                    await _rollback(conn)
-                    if exc.args[0] in RETRYABLE and attempt < ATTEMPTS:
-                        log.warning("transaction %s: %s, retry %d", name, exc.args[1], attempt)
+            conn = await pool.acquire()
+            tx = Transaction(self.queries, conn, pool, name)
+            broken = True
+            try:
+                result = await fn(tx)
+                await pool.bounded(conn, conn.commit())
+                broken = False
+            except pymysql.err.OperationalError as exc:
+                broken = not await _rollback(pool, conn)
+                if exc.args and exc.args[0] in RETRYABLE:
+                    if attempt < ATTEMPTS:
+                        log.info("transaction %s: %s, retry %d", name, exc.args[1], attempt)
                         await asyncio.sleep(0.005 * attempt)
                         continue
-                    raise
-                except BaseException:
-                    await _rollback(conn)
-                    raise
+                    raise errors.Unavailable("The data is busy; try again shortly.") from None
+                raise
+            except BaseException:
+                broken = not await _rollback(pool, conn)
+                raise
+            finally:
+                pool.release(conn, broken)
             log.debug(
                 "transaction %s committed in %.1f ms", name, (time.monotonic() - started) * 1000
             )
@@ -204,9 +660,12 @@ class Database:
         raise AssertionError("unreachable")
 
 
-async def _rollback(conn):
+async def _rollback(pool: _Pool, conn: Any) -> bool:
+    """Roll back; False when the connection is broken (the caller closes it)."""
+    if conn.closed:
+        return False
     try:
-        await conn.rollback()
+        await pool.bounded(conn, conn.rollback())
+        return True
     except Exception:
-        # The connection is broken; closing it keeps it out of the pool.
-        conn.close()
+        return False

@@ -219,6 +219,8 @@ class Hub:
         self._by_jti = {}  # token id -> sockets opened with it
         self._revocations = ctx.revocations
         self._revocations.subscribe(self._on_revocation)
+        self.frames_in_flight = 0  # client frames being handled (shutdown waits for their replies)
+        self.accepting = True  # False once shutting down: new frames are refused
 
     # Sockets
 

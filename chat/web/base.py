@@ -48,8 +48,8 @@ class JsonErrors:
         self.finish(dumps(error.to_json()))
 
     def log_exception(self, typ, value, tb):
-        if isinstance(value, errors.ChatError) and value.status < 500:
-            return  # an expected refusal, already answered
+        if isinstance(value, errors.ChatError) and (value.status < 500 or value.status == 503):
+            return  # an expected refusal (503: overloaded or unavailable), already answered
         super().log_exception(typ, value, tb)
 
 

@@ -1,4 +1,4 @@
-"""GET /api/health: 200 when the database answers, 503 otherwise.
+"""GET /api/health: 200 when the database answers, 503 otherwise (within the pool's deadlines).
 
 ``checks.broker`` is "down" while Redis cannot be reached: the server still
 stores and answers then, so it stays in the load balancer's rotation; it is
@@ -30,7 +30,8 @@ class HealthHandler(ApiHandler):
             row = await self.ctx.db.fetch_one("schema_version")
             schema_version = row["version"]
         except Exception as exc:
-            log.warning("health: database does not answer: %s", exc)
+            # The pool logs the outage once; a probe every few seconds need not.
+            log.debug("health: database does not answer: %s", exc)
             checks["database"] = "down"
         status = "ok" if checks["database"] == "ok" else "unavailable"
         self.reply(

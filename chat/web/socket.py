@@ -143,12 +143,22 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
     async def on_message(self, raw):
         if self.ws_connection is None or self.ws_connection.is_closing():
             return  # a frame that crossed our close frame
+        hub = self.hub
+        hub.frames_in_flight += 1
+        try:
+            await self._handle(raw)
+        finally:
+            hub.frames_in_flight -= 1
+
+    async def _handle(self, raw):
         ref, kind = None, None
         try:
             frame, text = _parse(raw)
             ref = _ref(frame)
             wire.check_unicode(text, frame)
             kind = frame.get("type")
+            if not self.hub.accepting:
+                raise errors.Unavailable("The server is shutting down.")
             schema = schemas.FRAME.get(kind) if isinstance(kind, str) else None
             if schema is None:
                 raise errors.ValidationFailed(
