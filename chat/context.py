@@ -42,8 +42,10 @@ class Context:
                 db, "public_profiles_among", "user_ids", "user_id", fold=ids.fold
             ),
             login_limiter=ratelimit.RateLimiter(settings.login_attempts, settings.login_window),
-            message_writer=MessageWriter(db, broker),
-            join_writer=JoinWriter(db, broker, settings.join_price),
+            message_writer=MessageWriter(db, broker, queue_delay=settings.queue_delay_ms / 1000),
+            join_writer=JoinWriter(
+                db, broker, settings.join_price, queue_delay=settings.queue_delay_ms / 1000
+            ),
         )
 
     def close(self):

@@ -20,6 +20,14 @@ to ``max_batch``) in one transaction of a fixed number of statements:
    touch every row decided on, or the whole batch rolls back;
 4. publish ``member_joined`` for each new member after commit.
 
+Each room belongs to one of ``writers`` lanes (a join by invitation, whose
+room is not known yet, to a lane by its token), so two batches seldom want
+the same room. A batch skips rooms whose lock another transaction holds:
+those joins move to the slow lane, which writes them one at a time, waiting
+(boundedly) for the lock, while every other room's joins go on. Each lane
+refuses new joins (``503 overloaded``) while its queueing delay stands above
+``queue_delay``.
+
 A refused join changes nothing: its invitation stays usable, its coins and
 free join untouched. CHECK constraints (capacity, balance) back it all.
 """
@@ -32,27 +40,41 @@ from chat.api import views
 from chat.auth import tokens
 from chat.models import Joined, Room
 from chat.util import ids
+from chat.util.admission import QueueDelay
 from chat.util.batching import Batcher
 from chat.util.times import utcnow
 
 log = logging.getLogger("chat.joins")
 
+# The outcome of a join whose room another transaction holds locked.
+_BUSY = object()
+BOUNCES = 3
+
 
 class _Join:
-    __slots__ = ("user_id", "room_id", "token_hash")
+    __slots__ = ("bounces", "user_id", "room_id", "token_hash")
 
     def __init__(self, user_id, room_id, token):
+        self.bounces = 0  # times its room was found locked by another transaction
         self.user_id = user_id
         self.room_id = room_id
         self.token_hash = None if token is None else tokens.invitation_hash(token)
 
 
 class JoinWriter:
-    def __init__(self, db, broker, price, max_batch=100, writers=2):
+    def __init__(self, db, broker, price, max_batch=100, writers=2, queue_delay=0.1):
         self._db = db
         self._broker = broker
         self._price = price
-        self._batches = Batcher(self._write, max_batch, writers)
+        self._lanes = [
+            Batcher(self._write, max_batch, 1, QueueDelay(queue_delay), 5000)
+            for _ in range(writers)
+        ]
+        self._slow = Batcher(self._write_waiting, 1, 1, QueueDelay(queue_delay), 5000)
+
+    @property
+    def lanes(self):
+        return [*self._lanes, self._slow]
 
     def submit(self, user_id, room_id=None, token=None):
         """Queue a join by room (password already checked) or by invitation token.
@@ -60,14 +82,19 @@ class JoinWriter:
         The future resolves to ``Joined`` or raises
         the join's refusal (``errors.ChatError``).
         """
-        return self._batches.submit(_Join(user_id, room_id, token))
+        join = _Join(user_id, room_id, token)
+        return self._lane(join).submit(join)
 
-    async def _write(self, batch):
+    def _lane(self, join):
+        key = join.room_id if join.room_id is not None else join.token_hash
+        return self._lanes[hash(key) % len(self._lanes)]
+
+    async def _write(self, batch, skip_locked=True):
         try:
-            outcomes = await self._run([pending.work for pending in batch])
+            outcomes = await self._run([pending.work for pending in batch], skip_locked)
         except Exception as exc:
-            if len(batch) == 1:
-                raise
+            if len(batch) == 1 or isinstance(exc, errors.ChatError):
+                raise  # alone (or with the database unavailable) it would fail the same
             # One join the database refused must not fail the others: each
             # goes alone, and only the bad one fails.
             log.warning(
@@ -75,27 +102,44 @@ class JoinWriter:
                 len(batch),
                 type(exc).__name__,
             )
+            outcomes = []
             for pending in batch:
                 try:
-                    outcome = (await self._run([pending.work]))[0]
+                    outcomes.append((await self._run([pending.work], skip_locked))[0])
                 except Exception as alone:
-                    outcome = alone
-                pending.settle(outcome)
-            return
+                    outcomes.append(alone)
+        busy = []
         for pending, outcome in zip(batch, outcomes, strict=True):
-            pending.settle(outcome)
+            if outcome is _BUSY:
+                busy.append(pending)
+            else:
+                pending.settle(outcome)
+        for pending in busy:
+            # Most such locks are another writer's batch, held for milliseconds:
+            # try again shortly, then in the slow lane, which waits for the lock.
+            pending.work.bounces += 1
+            if pending.work.bounces <= BOUNCES:
+                self._lane(pending.work).requeue_later([pending], 0.01 * pending.work.bounces)
+            else:
+                self._slow.requeue([pending])
 
-    async def _run(self, joins):
+    async def _write_waiting(self, batch):
+        await self._write(batch, skip_locked=False)
+
+    async def _run(self, joins, skip_locked):
         return await self._db.transaction(
-            "join_rooms", lambda tx: _Batch(tx, self._price, self._broker).run(joins)
+            "join_rooms",
+            lambda tx: _Batch(tx, self._price, self._broker, skip_locked).run(joins),
         )
 
 
 class _Batch:
     """One batch's transaction: the locked rows, the decisions, the writes."""
 
-    def __init__(self, tx, price, broker):
+    def __init__(self, tx, price, broker, skip_locked=False):
         self.tx = tx
+        self.skip_locked = skip_locked
+        self.busy_rooms = set()  # rooms left out: another transaction holds them
         self.price = price
         self.broker = broker
         self.now = utcnow()
@@ -129,10 +173,17 @@ class _Batch:
         room_ids.update(row["room_id"] for row in self.invitations.values())
         if room_ids:
             ordered = tuple(sorted(room_ids))
-            for row in await self.tx.fetch_all("lock_rooms_for_joins", room_ids=ordered):
+            lock = "lock_free_rooms_for_joins" if self.skip_locked else "lock_rooms_for_joins"
+            for row in await self.tx.fetch_all(lock, room_ids=ordered):
                 self.rooms[row["room_id"]] = {**row, "members": []}
-            for row in await self.tx.fetch_all("list_members_of_rooms", room_ids=ordered):
-                self.rooms[row["room_id"]]["members"] = row["members"].split(",")
+            if len(self.rooms) < len(ordered) and self.skip_locked:
+                missing = tuple(r for r in ordered if r not in self.rooms)
+                rows = await self.tx.fetch_all("existing_rooms", room_ids=missing)
+                self.busy_rooms = {row["room_id"] for row in rows}
+            locked = tuple(sorted(self.rooms))
+            if locked:
+                for row in await self.tx.fetch_all("list_members_of_rooms", room_ids=locked):
+                    self.rooms[row["room_id"]]["members"] = row["members"].split(",")
         user_ids = tuple(sorted({ids.fold(j.user_id) for j in joins}))
         for row in await self.tx.fetch_all("lock_users_for_joins", user_ids=user_ids):
             self.users[ids.fold(row["user_id"])] = row
@@ -143,6 +194,8 @@ class _Batch:
         if join.token_hash is not None:
             invitation = self._usable_invitation(join)
             room_id = invitation["room_id"]
+        if room_id in self.busy_rooms:
+            return _BUSY
         room = self.rooms.get(room_id)
         if room is None:
             raise errors.NotFound("No such room.")

@@ -4,7 +4,8 @@ A transaction per message costs four round trips and a log flush. Here
 messages queue while a batch is being written, and the next batch takes them
 all (up to ``max_batch``) in one transaction:
 
-1. lock the batch's rooms in room_id order and read their latest seq;
+1. lock the batch's rooms in room_id order and read their latest seq (a room
+   locked elsewhere is skipped: its messages move to the slow lane);
 2. check every sender's membership (joins and leaves wait for the room locks);
 3. give each message the next seq of its room, in the order they were sent,
    and insert them all in one statement;
@@ -28,16 +29,25 @@ from chat.api import views
 from chat.db.errors import DuplicateKey
 from chat.models import Message
 from chat.util import ids
+from chat.util.admission import QueueDelay
 from chat.util.batching import Batcher
 from chat.util.times import utcnow
 
 log = logging.getLogger("chat.messages")
 
+# The outcome of a message whose room another transaction holds locked.
+_BUSY = object()
+# A message whose room is locked is tried again after 10, 20, 30 ms; then it
+# moves to the slow lane, which waits for the lock.
+BOUNCES = 3
+BOUNCE_PAUSE = 0.01
+
 
 class _Message:
-    __slots__ = ("user_id", "room_id", "content", "client_msg_id")
+    __slots__ = ("bounces", "user_id", "room_id", "content", "client_msg_id")
 
     def __init__(self, user_id, room_id, content, client_msg_id):
+        self.bounces = 0  # times its room was found locked by another transaction
         self.user_id = user_id
         self.room_id = room_id
         self.content = content
@@ -49,25 +59,59 @@ class _Message:
 
 
 class MessageWriter:
-    """Up to ``writers`` batches are written at once, each of up to ``max_batch`` messages.
+    """Each room belongs to one of ``writers`` lanes; each lane writes one batch at a time.
 
-    Two writers measured better than one (a batch need not wait for the
-    previous one's log flush) and than three or more (batches spanning the
-    same rooms then mostly wait on each other's room locks).
+    Two lanes measured better than one (a batch need not wait for the
+    previous one's log flush). A room's messages all go through its lane, so
+    two batches never wait on each other's room locks, and a room's seqs
+    follow the order its messages were queued in. A WebSocket's frames are
+    handled one at a time, so one socket's messages keep their order.
 
-    Two batches that share a room take its lock one after the other, so that
-    room's seqs follow the order its batches committed in. A WebSocket's frames
-    are handled one at a time, so one socket's messages keep their order.
+    A batch skips rooms whose row lock another transaction holds (``SKIP
+    LOCKED``): their messages move to the slow lane, which stores them one by
+    one, waiting (boundedly) for the lock, while the batches of every other
+    room go on. Every lane refuses new messages with ``503 overloaded`` while
+    its queueing delay stands above ``queue_delay`` seconds.
     """
 
-    def __init__(self, db, broker, max_batch=100, writers=2):
+    def __init__(self, db, broker, max_batch=100, writers=2, queue_delay=0.1, max_queue=5000):
         self._db = db
         self._broker = broker
-        self._batches = Batcher(self._write, max_batch, writers)
+        self._lanes = [
+            Batcher(self._write, max_batch, 1, QueueDelay(queue_delay), max_queue)
+            for _ in range(writers)
+        ]
+        self._slow = Batcher(
+            self._wait_one_by_one, max_batch, 1, QueueDelay(queue_delay), max_queue
+        )
+
+    @property
+    def lanes(self):
+        """Every queue of this writer: the room lanes, then the slow lane."""
+        return [*self._lanes, self._slow]
 
     def submit(self, user_id, room_id, content, client_msg_id):
-        """Queue a message; the future resolves to ``(created, Message)`` or raises."""
-        return self._batches.submit(_Message(user_id, room_id, content, client_msg_id))
+        """Queue a message; the future resolves to ``(created, Message)`` or raises.
+
+        Raises ``errors.Overloaded`` at once when the room's lane has a standing queue.
+        """
+        return self._lane(room_id).submit(_Message(user_id, room_id, content, client_msg_id))
+
+    def _lane(self, room_id):
+        return self._lanes[hash(room_id) % len(self._lanes)]
+
+    def _busy(self, pendings):
+        """Items whose room another transaction holds: try again shortly, then the slow lane.
+
+        Most such locks are another writer's batch, held for milliseconds.
+        """
+        for pending in pendings:
+            pending.work.bounces += 1
+            if pending.work.bounces <= BOUNCES:
+                lane = self._lane(pending.work.room_id)
+                lane.requeue_later([pending], BOUNCE_PAUSE * pending.work.bounces)
+            else:
+                self._slow.requeue([pending])
 
     async def _write(self, batch):
         if len(batch) == 1:
@@ -84,6 +128,8 @@ class MessageWriter:
             await self._one_by_one(batch)
             return
         except Exception as exc:
+            if isinstance(exc, errors.ChatError):
+                raise  # the database is unavailable: alone, each would fail as well
             # One message the database refused: each message then goes
             # alone, so only the bad one fails.
             log.warning(
@@ -93,19 +139,39 @@ class MessageWriter:
             )
             await self._one_by_one(batch)
             return
+        busy = []
         for pending, outcome in zip(batch, outcomes, strict=True):
-            pending.settle(outcome)
+            if outcome is _BUSY:
+                busy.append(pending)
+            else:
+                pending.settle(outcome)
+        self._busy(busy)
 
-    async def _one_by_one(self, batch):
+    async def _one_by_one(self, batch, skip_locked=True):
+        busy = []
         for pending in batch:
             m = pending.work
             try:
                 outcome = await messages.store_one(
-                    self._db, self._broker, m.user_id, m.room_id, m.content, m.client_msg_id
+                    self._db,
+                    self._broker,
+                    m.user_id,
+                    m.room_id,
+                    m.content,
+                    m.client_msg_id,
+                    skip_locked=skip_locked,
                 )
+            except messages.RoomBusy:
+                busy.append(pending)
+                continue
             except Exception as exc:
                 outcome = exc
             pending.settle(outcome)
+        self._busy(busy)
+
+    async def _wait_one_by_one(self, batch):
+        """The slow lane: rooms locked elsewhere, each message waiting (boundedly) for its lock."""
+        await self._one_by_one(batch, skip_locked=False)
 
     async def _store(self, tx, batch):
         """Store ``_Message``s; returns one outcome each: ``(created, Message)`` or an error."""
@@ -114,6 +180,12 @@ class MessageWriter:
             row["room_id"]: row["last_seq"]
             for row in await tx.fetch_all("lock_rooms_for_messages", room_ids=room_ids)
         }
+        busy = set()
+        if len(last) < len(room_ids):  # left out: locked elsewhere, or no such room
+            missing = tuple(r for r in room_ids if r not in last)
+            busy = {
+                row["room_id"] for row in await tx.fetch_all("existing_rooms", room_ids=missing)
+            }
         pairs = tuple({p.member_key for p in batch if p.room_id in last})
         members = set()
         if pairs:
@@ -124,7 +196,9 @@ class MessageWriter:
         outcomes, rows = [], []
         now = utcnow()
         for p in batch:
-            if p.room_id not in last:
+            if p.room_id in busy:
+                outcomes.append(_BUSY)
+            elif p.room_id not in last:
                 outcomes.append(errors.NotFound("No such room."))
             elif p.member_key not in members:
                 outcomes.append(errors.NotRoomMember())

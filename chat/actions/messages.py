@@ -53,6 +53,10 @@ async def send_message(
     return await ctx.message_writer.submit(user_id, room_id, content, client_msg_id)
 
 
+class RoomBusy(Exception):
+    """The room's row lock is held by another transaction (``store_one(skip_locked=True)``)."""
+
+
 async def store_one(
     db: Database,
     broker: Broker,
@@ -60,10 +64,19 @@ async def store_one(
     room_id: str,
     content: str,
     client_msg_id: str | None,
+    skip_locked: bool = False,
 ) -> tuple[bool, Message]:
-    """Store one message in a transaction of its own; returns ``(created, Message)``."""
+    """Store one message in a transaction of its own; returns ``(created, Message)``.
+
+    ``skip_locked``: raise ``RoomBusy`` rather than wait while another
+    transaction holds the room's lock.
+    """
 
     async def store(tx: Transaction) -> Message:
+        if skip_locked and not await tx.fetch_all("lock_rooms_for_messages", room_ids=(room_id,)):
+            if await tx.fetch_all("existing_rooms", room_ids=(room_id,)):
+                raise RoomBusy()
+            raise errors.NotFound("No such room.")
         rows, seq = await tx.execute("take_message_seq", room_id=room_id, user_id=user_id)
         if rows != 1:
             await room_access(tx, user_id, room_id)  # says which: no room, or not a member

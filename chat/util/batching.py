@@ -5,16 +5,20 @@ batched reads (token revocations: many look-ups, one query).
 """
 
 import asyncio
+import time
+
+from chat import errors
 
 
 class Pending:
-    """One submitted item: what to do, and the future its submitter waits on."""
+    """One submitted item: what to do, the future its submitter waits on, when it came."""
 
-    __slots__ = ("work", "future")
+    __slots__ = ("work", "future", "arrived")
 
-    def __init__(self, work, future):
+    def __init__(self, work, future, arrived=0.0):
         self.work = work
         self.future = future
+        self.arrived = arrived
 
     def settle(self, outcome):
         """Resolve the future with ``outcome``, or fail it if ``outcome`` is an exception."""
@@ -33,9 +37,13 @@ class Batcher:
     items; ``handle`` must settle every item of its batch. While the workers
     are busy, new items queue, and the next free worker takes them all (up to
     ``max_batch``) in one batch: the busier the server, the bigger the batches.
+
+    With ``delay`` (a ``QueueDelay``), the queue is bounded in time: while
+    items wait longer than its target to start, ``submit`` refuses new ones
+    at once (``errors.Overloaded``), and it never holds more than ``max_queue``.
     """
 
-    def __init__(self, handle, max_batch, workers):
+    def __init__(self, handle, max_batch, workers, delay=None, max_queue=None):
         self._handle = handle
         self._max_batch = max_batch
         self._max_workers = workers
@@ -44,23 +52,53 @@ class Batcher:
         # could otherwise be collected with its batch unanswered.
         self._tasks = set()
         self._queue = []
+        self.delay = delay
+        self._max_queue = max_queue
+
+    @property
+    def queued(self):
+        return len(self._queue)
 
     def submit(self, work):
         """Queue ``work``; returns the future ``handle`` settles for it."""
+        now = 0.0
+        if self.delay is not None:
+            now = time.monotonic()
+            if self._queue and (
+                (self._max_queue is not None and len(self._queue) >= self._max_queue)
+                or self.delay.overloaded(self._queue[0].arrived)
+            ):
+                self.delay.refuse()
+                raise errors.Overloaded()
         future = asyncio.get_running_loop().create_future()
-        self._queue.append(Pending(work, future))
+        self._enqueue(Pending(work, future, now))
+        return future
+
+    def requeue(self, pendings):
+        """Queue items already submitted elsewhere (no admission check: they were admitted)."""
+        for pending in pendings:
+            self._enqueue(pending)
+
+    def requeue_later(self, pendings, delay):
+        """``requeue`` after ``delay`` seconds."""
+        asyncio.get_running_loop().call_later(delay, self.requeue, pendings)
+
+    def _enqueue(self, pending):
+        self._queue.append(pending)
         if self._workers < self._max_workers:
             self._workers += 1
             task = asyncio.ensure_future(self._work())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return future
 
     async def _work(self):
         try:
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
+                if self.delay is not None:
+                    # The youngest item's wait: the least any of them waited.
+                    self.delay.started(time.monotonic() - batch[-1].arrived)
                 try:
                     await self._handle(batch)
                 except Exception as exc:  # the batch failed as a whole: so did its items

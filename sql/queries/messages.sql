@@ -49,10 +49,18 @@ ORDER BY seq DESC
 LIMIT %(limit)s;
 
 -- name: lock_rooms_for_messages
--- Locks the rooms of a batch of messages, in room_id order (so two batches
--- never wait on each other in a circle), and returns their latest seq.
--- room_ids is a non-empty tuple.
-SELECT room_id, last_seq FROM rooms WHERE room_id IN %(room_ids)s ORDER BY room_id FOR UPDATE;
+-- Locks the rooms of a batch of messages, in room_id order, and returns their
+-- latest seq. SKIP LOCKED: a room whose row another transaction holds (a
+-- join, a leave, a client holding it) is left out rather than waited for, so
+-- one stuck room never stalls the others' messages; existing_rooms tells a
+-- room left out from one that does not exist. room_ids is a non-empty tuple.
+SELECT room_id, last_seq FROM rooms WHERE room_id IN %(room_ids)s
+ORDER BY room_id FOR UPDATE SKIP LOCKED;
+
+-- name: existing_rooms
+-- Which of a non-empty tuple of room_ids exist; a plain read that takes and
+-- waits for no lock.
+SELECT room_id FROM rooms WHERE room_id IN %(room_ids)s;
 
 -- name: members_among
 -- Which (room_id, user_id) pairs of a non-empty tuple are memberships. Run

@@ -32,6 +32,12 @@ FOR UPDATE;
 SELECT room_id, name, owner_id, capacity, member_count, created_at
 FROM rooms WHERE room_id IN %(room_ids)s ORDER BY room_id FOR UPDATE;
 
+-- name: lock_free_rooms_for_joins
+-- lock_rooms_for_joins, leaving out (SKIP LOCKED) the rooms whose row another
+-- transaction holds: a batch of joins never waits for one stuck room.
+SELECT room_id, name, owner_id, capacity, member_count, created_at
+FROM rooms WHERE room_id IN %(room_ids)s ORDER BY room_id FOR UPDATE SKIP LOCKED;
+
 -- name: add_seats
 -- Takes seats in each of room_ids (a non-empty tuple) that has them free; run
 -- under lock_rooms_for_joins, which saw that all have: the caller checks that

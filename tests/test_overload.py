@@ -1,0 +1,120 @@
+"""Overload and stuck rooms, over real HTTP and WebSockets against the real database.
+
+- A room whose row lock another transaction holds does not stall the messages
+  and joins of any other room (the writers skip it and write its items apart).
+- Past the queueing-delay bound, new messages are refused at once with
+  ``503 overloaded`` (HTTP: Retry-After; WebSocket: an ``error`` frame) and
+  are not stored; everything acknowledged is.
+"""
+
+import asyncio
+
+import pytest
+
+from conftest import query
+
+
+async def room_with(api, members):
+    owner = await api.user(prime=True)
+    room = await api.room(owner)
+    users = [owner]
+    for _ in range(members - 1):
+        user = await api.user(prime=True)
+        assert (await api.join(user, room["roomId"])).status == 200
+        users.append(user)
+    return room["roomId"], users
+
+
+async def send(api, user, room_id, content):
+    return await api.post(
+        "/api/messages", {"roomId": room_id, "content": content}, token=user.token
+    )
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_locked_room_does_not_stall_other_rooms(api, sql):
+    locked_id, (locked_owner, *_) = await room_with(api, 1)
+    others = [await room_with(api, 2) for _ in range(4)]
+    joiner = await api.user(prime=True)
+
+    sql.begin()  # another client holds the room's row lock
+    query(sql, "SELECT room_id FROM rooms WHERE room_id = %s FOR UPDATE", locked_id)
+    try:
+        stuck = asyncio.ensure_future(send(api, locked_owner, locked_id, "waits for the lock"))
+        stuck_join = asyncio.ensure_future(api.join(joiner, locked_id))
+        await asyncio.sleep(0.05)
+        flowing = await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    send(api, users[i % 2], room_id, f"flows {i}")
+                    for room_id, users in others
+                    for i in range(10)
+                ),
+                api.join(joiner, others[0][0]),
+            ),
+            timeout=0.9,  # below the server's 1 s lock wait: nobody waited on the lock
+        )
+        assert [r.status for r in flowing] == [201] * 40 + [200]
+        assert not stuck.done() and not stuck_join.done()
+    finally:
+        sql.rollback()
+    assert (await stuck).status == 201
+    assert (await stuck_join).status == 200
+    for room_id, _ in others:
+        seqs = [
+            r["seq"] for r in query(sql, "SELECT seq FROM messages WHERE room_id = %s", room_id)
+        ]
+        assert sorted(seqs) == list(range(1, 11))
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.settings(queue_delay_ms=1)
+async def test_past_the_queueing_bound_messages_are_refused_at_once_and_not_stored(api, sql):
+    rooms = [await room_with(api, 2) for _ in range(6)]
+    results = await asyncio.gather(
+        *(send(api, users[i % 2], room_id, f"m{i}") for room_id, users in rooms for i in range(40))
+    )
+    statuses = [r.status for r in results]
+    assert set(statuses) <= {201, 503}, set(statuses)
+    refused = [r for r in results if r.status == 503]
+    assert refused, "nothing was refused at a 1 ms bound"
+    for resp in refused:
+        assert resp.body["error"]["code"] == "overloaded"
+        assert int(resp.headers["Retry-After"]) >= 1
+    stored = 0
+    for room_id, _ in rooms:
+        seqs = sorted(
+            r["seq"] for r in query(sql, "SELECT seq FROM messages WHERE room_id = %s", room_id)
+        )
+        assert seqs == list(range(1, len(seqs) + 1))
+        stored += len(seqs)
+    assert stored == statuses.count(201)
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.settings(queue_delay_ms=1)
+async def test_a_websocket_frame_past_the_bound_gets_an_overloaded_error_frame(api, sql):
+    room_id, users = await room_with(api, 6)
+    sockets = [await api.socket(user) for user in users for _ in range(3)]
+    for n, sock in enumerate(sockets):
+        for i in range(10):
+            await sock.send(
+                {"type": "message", "roomId": room_id, "content": f"s{n} m{i}", "ref": f"{n}.{i}"}
+            )
+    acked, refused = 0, 0
+    for sock in sockets:
+        answered = 0
+        while answered < 10:
+            frame = await sock.recv()
+            if frame["type"] == "ack":
+                acked += 1
+            elif frame["type"] == "error":
+                assert frame["code"] == "overloaded", frame
+                assert frame["ref"] is not None
+                refused += 1
+            else:
+                continue
+            answered += 1
+    assert refused > 0 and acked > 0
+    (row,) = query(sql, "SELECT COUNT(*) AS n FROM messages WHERE room_id = %s", room_id)
+    assert row["n"] == acked
