@@ -17,7 +17,7 @@ import pymysql
 import pytest
 
 import settings as settings_module
-from conftest import TEST_SECRET, ApiClient
+from helpers import TEST_SECRET, ApiClient
 from procs import MariaDBServer, ServerProcess, free_port
 
 # The contract's bound, plus room for a loaded CI machine's scheduling.

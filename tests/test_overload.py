@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from conftest import query
+from helpers import query
 
 
 async def room_with(api, members):
