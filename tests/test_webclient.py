@@ -90,6 +90,15 @@ def token_of(server, user):
 
 # -- a person in a browser ----------------------------------------------------
 
+UNLABELLED = """() => [...document.querySelectorAll("input, textarea, select, button")]
+    .filter((el) => {
+        const label = [...(el.labels || [])].map((l) => l.textContent).join("")
+            || el.getAttribute("aria-label")
+            || (el.tagName === "BUTTON" ? el.textContent : "");
+        return !label.trim();
+    })
+    .map((el) => el.id || el.outerHTML.slice(0, 80))"""
+
 
 class Person:
     """One browser context (one device) with its page, its console and its requests."""
@@ -241,6 +250,7 @@ def test_two_people_chat_join_by_password_and_by_invitation(people, web_server):
     expect(alice.page.locator("#typing")).to_have_text("Bob is typing…")
     bob.page.get_by_label("Message", exact=True).press("Enter")
     expect(alice.sent().last).to_have_text("typing a reply")
+    expect(alice.page.locator("#announcer")).to_have_text("Bob: typing a reply")
     expect(alice.page.locator("#typing")).to_have_text("")
     alice.page.get_by_label("Message", exact=True).fill("and back")
     expect(bob.page.locator("#typing")).to_have_text("Alice is typing…")
@@ -290,11 +300,17 @@ def test_two_people_chat_join_by_password_and_by_invitation(people, web_server):
     missed = [f"while you were away {n}" for n in range(1, 6)]
     for text in missed:
         alice.say(text)
+    box = bob.page.get_by_label("Message", exact=True)
+    box.fill("written offline")
+    box.press("Enter")
+    expect(bob.page.locator("ol.pending")).to_contain_text("Waiting for the connection")
     bob.shot("offline")
     bob.context.set_offline(False)
     expect(bob.page.locator("#conn")).to_have_text("Connected")
-    expect(bob.sent().last).to_have_text(missed[-1])
-    assert bob.texts() == ["made it in", *missed]
+    expect(bob.sent().last).to_have_text("written offline")
+    expect(bob.page.locator("ol.pending li")).to_have_count(0)
+    assert bob.texts() == ["made it in", *missed, "written offline"]
+    expect(alice.sent().last).to_have_text("written offline")
     assert bob.texts() == alice.texts()
 
     alice.assert_quiet()
@@ -421,6 +437,7 @@ def test_first_load_is_light_and_cached_by_name(people, web_server):
     person.open()
     expect(person.page.get_by_role("heading", name="Sign in")).to_be_visible()
     person.page.wait_for_load_state("networkidle")
+    assert person.page.evaluate(UNLABELLED) == []
     total = sum(size for size, _ in sizes.values())
     assert total < 150_000, sizes
     assert len(sizes) >= 4, sizes  # the page, the styles, and every module
@@ -547,6 +564,7 @@ def test_friend_requests_sent_withdrawn_declined_accepted(people, web_server):
     expect(b.page.locator("#friend-list")).to_contain_text("Ann")
     expect(incoming).to_have_text("None.")
     b.shot("friends")
+    assert b.page.evaluate(UNLABELLED) == []
 
     # A profile opened from the member list knows they are friends now.
     b.page.get_by_role("button", name="Rooms").click()

@@ -77,7 +77,17 @@ function acceptSession(data, keep) {
     const wait = Math.max(5, data.expiresIn * 0.8) * 1000;
     refreshTimer = setTimeout(() => refresh().catch(() => {}), wait);
   }
-  onSession(data.user);
+  onSession(data.user || { userId: subjectOf(data.token) });
+}
+
+// The user id inside an access token (a JWT), for an answer that names no user.
+function subjectOf(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part)).sub;
+  } catch {
+    return null;
+  }
 }
 
 function forget() {

@@ -131,7 +131,7 @@ function showView(name, focus = true) {
 }
 
 function renderMe() {
-  if (!me) return;
+  if (!me || !("availCoins" in me)) return;
   const el = $("me");
   el.replaceChildren(
     h("span", { class: "me-name", text: me.name }),
@@ -1112,7 +1112,8 @@ async function start() {
   captureInvite();
   api.configure({
     onSession: (user) => {
-      me = user;
+      // A refresh may name the user only; keep what the page knew.
+      me = me && me.userId === user.userId ? { ...me, ...user } : user;
       renderMe();
     },
     onSignedOut: signedOut,
@@ -1124,6 +1125,7 @@ async function start() {
   }
   try {
     await api.refresh();
+    if (!("availCoins" in me)) await refreshMe();
     await enterApp();
   } catch (err) {
     showView("auth", false);
