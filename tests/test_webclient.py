@@ -449,6 +449,12 @@ def test_first_load_is_light_and_cached_by_name(people, web_server):
             assert cache == "public, max-age=31536000, immutable"
     person.assert_quiet()
 
+    for url in sizes:  # the page and each file run under the strict policy
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            csp = resp.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "style-src 'self'" in csp, csp
+        assert "unsafe" not in csp, csp
+
     stale = re.sub(
         r"/static/[0-9a-f]{16}/",
         "/static/0000000000000000/",

@@ -15,6 +15,7 @@ from tornado import web
 
 from chat import errors
 from chat.web.base import JsonErrors
+from chat.web.headers import SecureHeaders
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
@@ -24,14 +25,6 @@ CONTENT_TYPES = {
     ".svg": "image/svg+xml",
     ".html": "text/html; charset=UTF-8",
 }
-
-# What the client needs and nothing more: its own scripts, styles and icon,
-# and calls (HTTP and WebSocket) to its own origin.
-CLIENT_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
 
 
 class ClientBundle:
@@ -70,16 +63,14 @@ class ClientBundle:
         ]
 
 
-class ClientHandler(JsonErrors, web.RequestHandler):
+class ClientHandler(SecureHeaders, JsonErrors, web.RequestHandler):
+    """The page and its files: the same security headers (CSP included) as every answer."""
+
+    cors = False  # the page and its files are for the server's own origin
+
     def initialize(self, ctx: Any, bundle: ClientBundle) -> None:
         self.ctx = ctx
         self.bundle = bundle
-
-    def set_default_headers(self) -> None:
-        self.set_header("Content-Security-Policy", CLIENT_CSP)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "no-referrer")
-        self.set_header("X-Frame-Options", "DENY")
 
     def _send(self, body: bytes, content_type: str, cache: str) -> None:
         self.set_header("Content-Type", content_type)
