@@ -34,6 +34,7 @@ from chat.db import migrate, sqlfile
 from chat.db.pool import Database
 from chat.ops import cli
 from chat.realtime import broker as broker_module
+from chat.util.admission import FrontDoor, LoopLag
 from chat.web.inflight import InFlight, wait_until
 
 log = logging.getLogger("chat.server")
@@ -136,7 +137,13 @@ async def start(settings):
     log.info("fan-out: %s", "Redis pub/sub" if settings.redis_url else "in this process only")
     ctx = Context.build(settings, db, broker)
     application = app_module.make_app(ctx)
+    # Admission control at the door: the loop's lag (half the queueing bound:
+    # a request also queues in the writers) and the message lanes' queues.
+    lag = LoopLag(settings.queue_delay_ms / 2000)
+    lag.start()
+    lanes = [batcher.delay for batcher in ctx.message_writer.lanes if batcher.delay is not None]
     in_flight = InFlight(application)
+    in_flight.refuse = FrontDoor(lag, lanes, lambda: len(in_flight.requests))
     server = httpserver.HTTPServer(
         in_flight,
         xheaders=settings.behind_proxy,
@@ -152,6 +159,7 @@ async def start(settings):
         deadline = time.monotonic() + settings.drain_seconds
         log.info("shutting down: no longer accepting connections")
         server.stop()
+        lag.stop()
         ctx.revocations.stop()
         hub = application.hub
         hub.accepting = False  # new frames are refused; those in flight finish

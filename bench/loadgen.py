@@ -18,6 +18,13 @@ Modes:
 ``ws-open``    messages leave on a fixed schedule of ``rate`` per second,
                round-robin over the clients, whatever the server's pace.
 ``ws-idle``    connect, authenticate, subscribe, and stay idle until STOP.
+
+With ``"via": "http"`` in a ``ws-closed`` or ``ws-open`` spec the clients
+still listen on their sockets, but send each message with ``POST
+/api/messages`` on a keep-alive connection (one taken from a shared pool of
+idle ones, or a new one: in open loop, independent users do not wait for each
+other). A ``503`` answer (HTTP) or an ``error`` frame (WebSocket) is a
+refusal: its time from the (scheduled) send is ``refused_latencies_ms``.
 ``http``       ``concurrency`` keep-alive connections, each sending the spec's
                requests in turn; timed, or once each (``burst``).
 
@@ -43,10 +50,15 @@ import resource
 import socket
 import sys
 import time
+import urllib.parse
 
 from tornado import httpclient, websocket
 
 monotonic = time.monotonic
+# Answers that refuse a message at once (the server is overloaded or its
+# database unavailable): expected in the overload phase, not faults.
+REFUSALS = {"overloaded", "unavailable", "503"}
+RETRY_AFTER = 1.0
 
 
 def cpu_seconds():
@@ -96,6 +108,7 @@ class WsClient:
         self.seen = set()
         self.last_seq = 0
         self.prefix = f'{{"type":"message","roomId":"{room.room_id}","content":"'
+        self.stamps = collections.deque()  # send times of the frames not yet answered
         # clientMsgId is unique per run: the server answers a repeated one with
         # the original message and delivers nothing.
         self.suffix = f' {run.pad}","clientMsgId":"{run.run_id}.{index}.'
@@ -117,10 +130,76 @@ class WsClient:
         self.sent += 1
         self.inflight += 1
         self.run.sent += 1
+        if self.run.via_http:
+            task = asyncio.ensure_future(self.post(stamp, self.sent))
+            self.run.tasks.add(task)
+            task.add_done_callback(self.run.tasks.discard)
+            return
         try:
             self.conn.write_message(f'{self.prefix}{stamp:.6f}{self.suffix}{self.sent}"}}')
+            self.stamps.append(stamp)
         except websocket.WebSocketClosedError:
             self.inflight -= 1
+
+    async def post(self, stamp, n):
+        run = self.run
+        conn = run.http_idle.pop() if run.http_idle else KeepAliveConnection(*run.http_address)
+        body = {
+            "roomId": self.room.room_id,
+            "content": f"{stamp:.6f} {run.pad}",
+            "clientMsgId": f"{run.run_id}.{self.index}.{n}",
+        }
+        try:
+            status, data = await conn.request("POST", "/api/messages", self.token, body)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            conn.close()
+            run.errors["connection"] += 1
+            self.inflight -= 1
+            return
+        if conn.writer is not None:
+            run.http_idle.append(conn)
+        now = monotonic()
+        run.last_frame = now
+        if status in (200, 201):
+            self.on_ack(json.loads(data)["message"], now)
+            return
+        try:
+            code = json.loads(data)["error"]["code"]
+        except (ValueError, KeyError, TypeError):
+            code = str(status)
+        self.on_refused(code, stamp, now)
+
+    def on_ack(self, message, now):
+        run = self.run
+        seq = message["seq"]
+        acked = self.room.acked
+        if seq in acked:
+            run.seq_errors += 1
+        acked[seq] = self.index
+        self.inflight -= 1
+        run.acked += 1
+        if now in run.window:
+            run.acks += 1
+            sent_at = float(message["content"].partition(" ")[0])
+            run.ack_latencies.append(now - sent_at)
+        if run.closed_loop and run.sending:
+            self.send(now)
+
+    def on_refused(self, code, stamp, now):
+        run = self.run
+        run.errors[code] += 1
+        if code in REFUSALS:
+            run.refused += 1
+            if now in run.window:
+                run.refused_latencies.append(now - stamp)
+        self.inflight -= 1
+        if run.closed_loop and run.sending:
+            # As a client should: wait Retry-After (1 s) before sending again.
+            asyncio.get_running_loop().call_later(RETRY_AFTER, self.send_again)
+
+    def send_again(self):
+        if self.run.sending:
+            self.send(monotonic())
 
     def on_message(self, raw):
         run = self.run
@@ -156,28 +235,18 @@ class WsClient:
                 sent_at = float(message["content"].partition(" ")[0])
                 run.latencies.append(now - sent_at)
         elif kind == "ack":
-            message = frame["message"]
-            seq = message["seq"]
-            acked = self.room.acked
-            if seq in acked:
-                run.seq_errors += 1
-            acked[seq] = self.index
-            self.inflight -= 1
-            run.acked += 1
-            if now in run.window:
-                run.acks += 1
-                sent_at = float(message["content"].partition(" ")[0])
-                run.ack_latencies.append(now - sent_at)
-            if run.closed_loop and run.sending:
-                self.send(now)
+            if self.stamps:
+                self.stamps.popleft()
+            self.on_ack(frame["message"], now)
         elif kind == "error":
-            run.errors[frame.get("code", "?")] += 1
             if not self.subscribed.done():
+                run.errors[frame.get("code", "?")] += 1
                 self.subscribed.set_exception(ConnectionError(frame.get("code")))
             elif self.inflight:
-                self.inflight -= 1
-                if run.closed_loop and run.sending:
-                    self.send(now)
+                stamp = self.stamps.popleft() if self.stamps else now
+                self.on_refused(frame.get("code", "?"), stamp, now)
+            else:
+                run.errors[frame.get("code", "?")] += 1
         elif kind == "ready":
             if not self.ready.done():
                 self.ready.set_result(None)
@@ -202,6 +271,12 @@ class WsRun:
         self.spec = spec
         self.mode = spec["mode"]
         self.closed_loop = self.mode == "ws-closed"
+        self.via_http = spec.get("via") == "http"
+        self.http_idle = []  # keep-alive connections with no request on them
+        self.http_address = None
+        self.tasks = set()
+        self.refused = 0
+        self.refused_latencies = []
         self.pad = "x" * max(0, spec.get("content_bytes", 64) - 18)
         self.run_id = os.urandom(4).hex()
         self.rooms = []
@@ -241,6 +316,12 @@ class WsRun:
 
         started = monotonic()
         ok = await asyncio.gather(*(one(c) for c in self.clients))
+        if self.via_http and self.clients:
+            url = urllib.parse.urlsplit(self.clients[0].url)
+            self.http_address = (url.hostname, url.port)
+            # One keep-alive connection per client to begin with (closed loop needs no more).
+            self.http_idle = [KeepAliveConnection(*self.http_address) for _ in self.clients]
+            await asyncio.gather(*(c.open() for c in self.http_idle))
         for room in self.rooms:
             room.clients = [c for c in room.clients if ok[c.index]]
         self.clients = [c for c in self.clients if ok[c.index]]
@@ -338,6 +419,9 @@ class WsRun:
             "cpu_s": window.cpu,
             "latencies_ms": [round(x * 1000, 3) for x in self.latencies],
             "ack_latencies_ms": [round(x * 1000, 3) for x in self.ack_latencies],
+            "refused": self.refused,
+            "refused_latencies_ms": [round(x * 1000, 3) for x in self.refused_latencies],
+            "http_connections": len(self.http_idle),
         }
 
     def idle_result(self):
@@ -360,6 +444,8 @@ class WsRun:
         self.stopping = True
         for client in self.clients:
             client.close()
+        for conn in self.http_idle:
+            conn.close()
 
 
 class KeepAliveConnection:

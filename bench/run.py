@@ -1,6 +1,6 @@
 """`make bench`: the chat server measured end to end, beside a bare ceiling, in one run.
 
-    python bench/run.py [--quick] [--phases=http,e2e,open,joins,ceiling,conns,two] [sizes...]
+    python bench/run.py [--quick] [--phases=http,e2e,e2e_http,open,overload,joins,ceiling,conns,two]
 
 Creates a fresh database (``chat_bench_<random>``, dropped at the end), seeds it
 in bulk through SQL, starts ``server.py`` as a subprocess on it, drives it from
@@ -14,7 +14,14 @@ http     logins/s against users hashed at cost 12 (server at CHAT_BCRYPT_ROUNDS=
          then authenticated ``GET /api/profile/{id}``/s, on keep-alive connections.
 e2e      saturation: rooms of 6 subscribed clients, each keeping ``--window``
          messages in flight; stored messages/s, deliveries/s, latency p50/p99.
+e2e_http the e2e rooms, each message sent with ``POST /api/messages`` on a
+         keep-alive connection (sockets still receive): ``e2e_http_msgs_per_s``.
 open     the same rooms at a fixed ``--rate`` of messages/s: latency p50/p99.
+overload open loop at 1.5x the closed-loop capacity measured in this run, over
+         HTTP (1.5 x e2e_http) and over WebSocket (1.5 x e2e): goodput (stored
+         msgs/s / capacity), p99 of accepted messages, p99 time to a refusal
+         (``503 overloaded``): ``overload_goodput_ratio``, ``overload_p99_ms``,
+         ``overload_refused_p99_ms``, and ``overload_ws_*`` likewise.
 joins    paid joins under contention: many non-prime users with coins and their
          free join used, few rooms, concurrent joins; then SQL checks that no
          room holds more than 6, no balance is negative and every ledger adds up;
@@ -68,7 +75,10 @@ import settings as settings_module  # noqa: E402
 from chat.auth.tokens import TokenIssuer  # noqa: E402
 from chat.db import migrate, sqlfile  # noqa: E402
 
-PHASES = ("http", "e2e", "open", "joins", "ceiling", "conns", "two")
+PHASES = ("http", "e2e", "e2e_http", "open", "overload", "joins", "ceiling", "conns", "two")
+MSG_PHASES = {"http", "e2e", "e2e_http", "open", "overload", "ceiling", "two"}
+# The overload phase offers this multiple of the closed-loop capacity measured in the same run.
+OVERLOAD_FACTOR = 1.5
 PASSWORD = "bench-password-1"
 ROOM_PASSWORD = "room-password"
 JOIN_PRICE = 150
@@ -116,6 +126,11 @@ PROFILES = {
 
 TARGETS = {
     "e2e_msgs_per_s": (">=", 2000),
+    "e2e_http_msgs_per_s": (">=", 2000),
+    "overload_goodput_ratio": (">=", 0.9),
+    "overload_p99_ms": ("<=", 150),
+    "overload_refused_p99_ms": ("<=", 20),
+    "overload_ws_goodput_ratio": (">=", 0.9),
     "e2e_deliveries_per_s": (">=", 10000),
     "open_loop_p99_ms": ("<=", 50),
     "e2e_vs_ceiling": (">=", 0.5),
@@ -205,6 +220,13 @@ def parse_args(argv):
         help="py-spy binary: profile the server during the e2e phase and print where its time goes",
     )
     parser.add_argument(
+        "--server-dir",
+        metavar="DIR",
+        default=ROOT,
+        help="run the server.py of another checkout (e.g. a worktree of an older commit) "
+        "against this bench, for before/after figures",
+    )
+    parser.add_argument(
         "--keep-logs",
         action="store_true",
         help="keep the server and load-generator logs (kept anyway on errors)",
@@ -269,7 +291,7 @@ class Processes:
         with open(path, "ab") as log:
             proc = subprocess.Popen(
                 argv,
-                cwd=ROOT,
+                cwd=kw.pop("cwd", ROOT),
                 env=env,
                 stderr=log,
                 stdout=kw.pop("stdout", log),
@@ -512,11 +534,7 @@ class BenchDatabase:
                 made.append(room(prefix, r, ids))
             return made
 
-        msg_rooms = (
-            full_rooms("m", args.rooms * ROOM_SIZE)
-            if {"http", "e2e", "open", "ceiling", "two"} & set(args.phases)
-            else []
-        )
+        msg_rooms = full_rooms("m", args.rooms * ROOM_SIZE) if MSG_PHASES & set(args.phases) else []
         conn_rooms = full_rooms("c", args.conns) if "conns" in args.phases else []
         join_rooms, join_users = [], []
         if "joins" in args.phases:
@@ -578,7 +596,10 @@ class Bench:
         env.pop("CHAT_REDIS_URL", None)
         if redis:
             env["CHAT_REDIS_URL"] = self.args.redis_url
-        proc = self.procs.start(name, [sys.executable, "server.py"], env=env)
+        server_py = os.path.join(self.args.server_dir, "server.py")
+        proc = self.procs.start(
+            name, [sys.executable, server_py], env=env, cwd=self.args.server_dir
+        )
         proc.port = port
         wait_healthy(proc, port)
         return proc
@@ -846,6 +867,8 @@ def merge_ws(results, duration):
             errors[code] = errors.get(code, 0) + n
     latencies = sorted(x for r in results for x in r["latencies_ms"])
     acks = sorted(x for r in results for x in r["ack_latencies_ms"])
+    refused = sorted(x for r in results for x in r.get("refused_latencies_ms", ()))
+    total["refused"] = sum(r.get("refused", 0) for r in results)
     total.update(
         msgs_per_s=total["acks"] / duration,
         deliveries_per_s=total["deliveries"] / duration,
@@ -854,6 +877,9 @@ def merge_ws(results, duration):
         max_ms=latencies[-1] if latencies else None,
         ack_p50_ms=percentile(acks, 50),
         ack_p99_ms=percentile(acks, 99),
+        refused_p50_ms=percentile(refused, 50),
+        refused_p99_ms=percentile(refused, 99),
+        refused_in_window=len(refused),
         error_frames=errors,
     )
     total["faults"] = (
@@ -864,6 +890,7 @@ def merge_ws(results, duration):
         + total["unacked"]
         + total["closed"]
         + sum(errors.values())
+        - total["refused"]  # refusals are answers, not faults (the overload phase wants them)
     )
     return total
 
@@ -955,6 +982,57 @@ def phase_e2e(bench, server, seeded, report):
         e2e_self_echo=f["self_echo"] > 0,
     )
     return f
+
+
+def phase_e2e_http(bench, server, seeded, report):
+    """The e2e rooms and window, each message sent by ``POST /api/messages`` (keep-alive)."""
+    f = bench.messaging(
+        "e2e_http", [server], seeded.msg_rooms, "ws-closed", window=bench.args.window, via="http"
+    )
+    report.ws("e2e_http", f)
+    report.values.update(
+        e2e_http_msgs_per_s=rnd(f["msgs_per_s"]),
+        e2e_http_ack_p50_ms=rnd(f["ack_p50_ms"], 2),
+        e2e_http_ack_p99_ms=rnd(f["ack_p99_ms"], 2),
+        e2e_http_latency_p99_ms=rnd(f["p99_ms"], 2),
+    )
+    return f
+
+
+def phase_overload(bench, server, seeded, report, capacity):
+    """Open loop at OVERLOAD_FACTOR x the closed-loop capacity of this run, over HTTP and WebSocket.
+
+    ``capacity``: {"http": msgs/s, "ws": msgs/s} measured by e2e_http / e2e.
+    Goodput is messages stored per second over that capacity; latency is
+    from each message's scheduled send (so a late send counts against the
+    server) to its answer: p99 of the accepted ones, and of the refusals.
+    """
+    count = max(1, min(bench.args.loadgens, len(seeded.msg_rooms)))
+    for via, key in (("http", "overload"), ("ws", "overload_ws")):
+        base = capacity.get(via)
+        if not base:
+            report.notes[key] = f"no closed-loop {via} capacity measured: skipped"
+            continue
+        rate = OVERLOAD_FACTOR * base
+        extra = {"via": "http"} if via == "http" else {}
+        f = bench.messaging(
+            f"overload_{via}", [server], seeded.msg_rooms, "ws-open", rate=rate / count, **extra
+        )
+        report.ws(f"overload_{via}", f)
+        answered = f["acks"] + f["refused_in_window"]
+        report.values.update(
+            {
+                f"{key}_rate": rnd(rate),
+                f"{key}_msgs_per_s": rnd(f["msgs_per_s"]),
+                f"{key}_goodput_ratio": rnd(f["msgs_per_s"] / base, 3),
+                f"{key}_p50_ms": rnd(f["ack_p50_ms"], 2),
+                f"{key}_p99_ms": rnd(f["ack_p99_ms"], 2),
+                f"{key}_refused_p99_ms": rnd(f["refused_p99_ms"], 2),
+                f"{key}_refused_share": rnd(f["refused_in_window"] / answered, 3)
+                if answered
+                else None,
+            }
+        )
 
 
 def phase_open(bench, server, seeded, report):
@@ -1148,6 +1226,9 @@ class Report:
     WS_FIGURES = {
         "e2e": ("e2e_msgs_per_s", "e2e_deliveries_per_s", "latency_p50_ms", "latency_p99_ms"),
         "open": ("open_loop_p50_ms", "open_loop_p99_ms"),
+        "e2e_http": ("e2e_http_msgs_per_s",),
+        "overload_http": ("overload_goodput_ratio", "overload_p99_ms", "overload_refused_p99_ms"),
+        "overload_ws": ("overload_ws_goodput_ratio", "overload_ws_p99_ms"),
         "ceiling": ("ceiling_deliveries_per_s",),
         "two": ("two_process_msgs_per_s",),
     }
@@ -1206,7 +1287,7 @@ class Report:
         }
         self.faults[phase]["error_frames"] = f["error_frames"]
         faults = f["faults"] + f["connect_failed"]
-        for figure in self.WS_FIGURES[phase]:
+        for figure in self.WS_FIGURES.get(phase, ()):
             self.flag_if(figure, faults, f"{phase}: " + json.dumps(self.faults[phase]))
         self.rows.append(
             (
@@ -1220,7 +1301,11 @@ class Report:
 
     def finish(self, args, machine):
         v = self.values
-        real = [p for p in ("e2e", "open", "two") if p in self.faults]
+        real = [
+            p
+            for p in ("e2e", "e2e_http", "open", "overload_http", "overload_ws", "two")
+            if p in self.faults
+        ]
         for key in ("lost", "duplicated", "out_of_order"):
             v[key] = sum(self.faults[p][key] for p in real) if real else None
         if v.get("e2e_deliveries_per_s") is not None and v.get("ceiling_deliveries_per_s"):
@@ -1391,12 +1476,18 @@ def run(args, workdir, procs):
             say(f"bench: {name} done in {time.monotonic() - t:.1f} s")
             return result
 
-        if {"http", "e2e", "open", "joins"} & set(args.phases):
+        if {"http", "e2e", "e2e_http", "open", "overload", "joins"} & set(args.phases):
             server = bench.start_server("server")
             try:
                 attempt("http", phase_http, bench, server, seeded, report)
                 e2e = attempt("e2e", phase_e2e, bench, server, seeded, report)
+                e2e_http = attempt("e2e_http", phase_e2e_http, bench, server, seeded, report)
                 attempt("open", phase_open, bench, server, seeded, report)
+                capacity = {
+                    "http": e2e_http["msgs_per_s"] if e2e_http else None,
+                    "ws": e2e["msgs_per_s"] if e2e else None,
+                }
+                attempt("overload", phase_overload, bench, server, seeded, report, capacity)
                 attempt("joins", phase_joins, bench, server, seeded, report)
             finally:
                 procs.stop(server)

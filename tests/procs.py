@@ -127,6 +127,8 @@ class ServerProcess:
                 "CHAT_DATABASE_URL": database_url(database),
                 "CHAT_JWT_SECRET": jwt_secret,
                 "CHAT_BCRYPT_ROUNDS": "4",
+                # A loaded CI machine may stall longer than the production bound.
+                "CHAT_QUEUE_DELAY_MS": "2000",
                 "PYTHONUNBUFFERED": "1",
             }
         )

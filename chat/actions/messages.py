@@ -9,6 +9,7 @@ has committed.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from chat import errors
@@ -50,7 +51,20 @@ async def send_message(
     in the room: the original comes back, stored and delivered once. Messages
     sent at the same moment are stored together (``MessageWriter``).
     """
-    return await ctx.message_writer.submit(user_id, room_id, content, client_msg_id)
+    return await submit_message(
+        ctx, user_id=user_id, room_id=room_id, content=content, client_msg_id=client_msg_id
+    )
+
+
+def submit_message(
+    ctx: Context, *, user_id: str, room_id: str, content: str, client_msg_id: str | None = None
+) -> asyncio.Future:
+    """``send_message`` without waiting: a future of ``(created, Message)``.
+
+    Raises ``errors.Overloaded`` at once (not through the future) when the
+    writer refuses new work.
+    """
+    return ctx.message_writer.submit(user_id, room_id, content, client_msg_id)
 
 
 class RoomBusy(Exception):

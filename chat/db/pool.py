@@ -18,8 +18,9 @@ seconds whatever the database does:
 - opening a connection, and every statement, commit and rollback, has a
   deadline (``timeout``); a statement past it has its connection closed
   (the server then rolls back whatever that connection had not committed);
-- waiting for a pooled connection is bounded (``acquire_timeout``), and a
-  standing queue of waiters refuses newcomers at once (``503 overloaded``);
+- waiting for a pooled connection is bounded in time (``acquire_timeout``,
+  then ``503 unavailable``) and in length (``503 overloaded`` at once), and
+  its queueing delay is measured;
 - a connection that fails or times out makes the pool check the database on
   a connection of its own; while that check fails the database is *down*:
   every call fails at once with ``503 unavailable`` (one warning logged, not
@@ -295,10 +296,10 @@ class _Pool:
         now = loop.time()
         if self.size < self.maxsize and now >= self._full_until:
             return await self._open()
-        if self._waiters and (
-            len(self._waiters) >= self._max_waiters
-            or self.delay.overloaded(self._waiters[0].arrived)
-        ):
+        # The wait is bounded in time (acquire_timeout) and in length; its
+        # delay is measured (``delay``) but refuses nothing by itself: reads
+        # are batched upstream, and one refused batch would fail many callers.
+        if len(self._waiters) >= self._max_waiters:
             self.delay.refuse()
             raise errors.Overloaded()
         future = loop.create_future()
@@ -520,7 +521,7 @@ class Database:
                 acquire_timeout,
                 QueueDelay(queue_target),
                 health,
-                max_waiters=256,
+                max_waiters=1024,
             )
             pools.append(pool)
         db = cls(pools[0], pools[1], queries, health)

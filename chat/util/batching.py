@@ -97,8 +97,10 @@ class Batcher:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
                 if self.delay is not None:
-                    # The youngest item's wait: the least any of them waited.
-                    self.delay.started(time.monotonic() - batch[-1].arrived)
+                    # The oldest item's wait: a batch takes the whole queue, so
+                    # its youngest item waited about nothing however long the
+                    # queue stands; a queue stands when even its head waited long.
+                    self.delay.started(time.monotonic() - batch[0].arrived)
                 try:
                     await self._handle(batch)
                 except Exception as exc:  # the batch failed as a whole: so did its items

@@ -2,6 +2,12 @@
 
 Shutdown waits on this: requests in flight finish (up to a deadline) while
 idle keep-alive connections and WebSockets do not hold it up.
+
+It is also the front door of admission control: with ``refuse`` given, a
+request for which ``refuse(start_line)`` is true when its headers arrive is
+answered ``503 overloaded`` (Retry-After) once its body is read, without
+routing, authentication, JSON or an access-log line: refusing must cost far
+less than serving, or an overloaded server spends itself on refusals.
 """
 
 import asyncio
@@ -9,6 +15,11 @@ import time
 import weakref
 
 from tornado import httputil
+
+REFUSAL_BODY = (
+    b'{"error":{"code":"overloaded","message":"The server is overloaded; try again shortly.",'
+    b'"details":{"retryAfter":1}}}'
+)
 
 
 class InFlight(httputil.HTTPServerConnectionDelegate):
@@ -20,16 +31,33 @@ class InFlight(httputil.HTTPServerConnectionDelegate):
     The streams handed to WebSockets are kept (weakly) to see them closed.
     """
 
-    def __init__(self, application):
+    def __init__(self, application, refuse=None):
         self.application = application
         self.requests = set()
         self.websocket_streams = weakref.WeakSet()
+        self.refuse = refuse
+        self.refused = 0  # requests answered 503 overloaded at the door
+        extra = getattr(application, "settings", {}).get("security_headers", {})
+        self._refusal_headers = {
+            **extra,
+            "Content-Type": "application/json; charset=UTF-8",
+            "Cache-Control": "no-store",
+            "Retry-After": "1",
+            "Content-Length": str(len(REFUSAL_BODY)),
+        }
 
     def start_request(self, server_conn, request_conn):
         tracked = _TrackedConnection(request_conn, self)
-        return _TrackedDelegate(
-            self.application.start_request(server_conn, tracked), tracked, self.requests
+        return _TrackedDelegate(self.application.start_request(server_conn, tracked), tracked, self)
+
+    def answer_refused(self, connection):
+        self.refused += 1
+        connection.write_headers(
+            httputil.ResponseStartLine("HTTP/1.1", 503, "Service Unavailable"),
+            httputil.HTTPHeaders(self._refusal_headers),
+            REFUSAL_BODY,
         )
+        connection.finish()
 
     def on_close(self, server_conn):
         self.application.on_close(server_conn)
@@ -66,24 +94,37 @@ class _TrackedConnection:
 
 
 class _TrackedDelegate(httputil.HTTPMessageDelegate):
-    def __init__(self, delegate, connection, requests):
+    def __init__(self, delegate, connection, tracker):
         self._delegate = delegate
         self._connection = connection
-        self._requests = requests
+        self._tracker = tracker
+        self._requests = tracker.requests
+        self._refused = False
 
     def headers_received(self, start_line, headers):
         self._requests.add(self._connection)
+        refuse = self._tracker.refuse
+        if refuse is not None and refuse(start_line):
+            self._refused = True  # answered once the body is read: the connection stays open
+            return None
         return self._delegate.headers_received(start_line, headers)
 
     def data_received(self, chunk):
+        if self._refused:
+            return None
         return self._delegate.data_received(chunk)
 
     def finish(self):
+        if self._refused:
+            self._tracker.answer_refused(self._connection)
+            return None
         return self._delegate.finish()
 
     def on_connection_close(self):
         # The client is gone before its response was finished; nobody waits for it.
         self._requests.discard(self._connection)
+        if self._refused:
+            return None
         return self._delegate.on_connection_close()
 
 

@@ -29,6 +29,8 @@ from chat.web.headers import SecureHeaders
 log = logging.getLogger("chat.ws")
 
 CLOSE_UNAUTHORIZED = 4001
+# Messages of one socket being stored at once; beyond, its frames are refused (overloaded).
+MAX_STORING = 64
 
 
 def _parse(raw):
@@ -74,6 +76,7 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         self._out_bytes = 0
         self._out_written = None  # resolves once the queued frames are written
         self._timer = None  # the auth deadline, then the token's expiry
+        self._storing = 0  # message frames handed to the writer, not yet answered
 
     @property
     def user_id(self):
@@ -200,13 +203,35 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         self.send_json({"type": "unsubscribed", "roomId": frame["roomId"]}, ref)
 
     async def _frame_message(self, frame, ref):
-        _, message = await messages.send_message(
+        # Not awaited: the socket reads its next frame while this one is being
+        # stored, so frames do not wait unread behind each other (a busy
+        # writer refuses them instead, at once). One socket's messages still
+        # reach the writer, and its room's lane, in the order they were sent.
+        if self._storing >= MAX_STORING:
+            raise errors.Overloaded("Too many of this socket's messages are being stored.")
+        stored = messages.submit_message(
             self.ctx,
             user_id=self.user_id,
             room_id=frame["roomId"],
             content=frame["content"],
             client_msg_id=frame.get("clientMsgId"),
         )
+        self._storing += 1
+        self.hub.frames_in_flight += 1  # shutdown waits for its ack
+        stored.add_done_callback(functools.partial(self._stored, ref))
+
+    def _stored(self, ref, stored):
+        self._storing -= 1
+        self.hub.frames_in_flight -= 1
+        try:
+            _, message = stored.result()
+        except errors.ChatError as exc:
+            self.send_error_frame(exc, ref)
+            return
+        except Exception:
+            log.exception("a message frame failed")
+            self.send_error_frame(errors.Internal(), ref)
+            return
         self.send_json({"type": "ack", "message": views.message(message)}, ref)
 
     async def _frame_typing(self, frame, ref):

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from chat import errors
-from chat.util.admission import QueueDelay
+from chat.util.admission import FrontDoor, LoopLag, QueueDelay
 from chat.util.batching import Batcher
 
 
@@ -81,3 +81,37 @@ async def test_a_batcher_refuses_new_items_while_its_queue_stands():
     assert await asyncio.gather(first, *queued) == [0, 1, 2, 3]
     assert await batcher.submit(6) == 6  # drained: admitted again
     assert handled == [0, 1, 2, 3, 6]
+
+
+class Line:
+    def __init__(self, method, path):
+        self.method, self.path = method, path
+
+
+def standing_delay(clock):
+    delay = QueueDelay(0.1, interval=0.1, clock=clock)
+    delay.started(0.5)
+    clock.now += 0.2
+    return delay
+
+
+def test_the_front_door_refuses_new_messages_while_a_lane_stands():
+    clock = Clock()
+    lag = LoopLag(0.05)
+    door = FrontDoor(lag, [QueueDelay(0.1, clock=clock), standing_delay(clock)], lambda: 0)
+    assert door(Line("POST", "/api/messages"))
+    assert not door(Line("GET", "/api/messages"))  # history is not new work for the lanes
+    assert not door(Line("GET", "/api/health"))
+
+
+def test_the_front_door_refuses_on_loop_lag_only_with_work_of_its_own_in_flight():
+    clock = Clock()
+    lag = LoopLag(0.05)
+    lag.delay = standing_delay(clock)
+    in_flight = [10]
+    door = FrontDoor(lag, [], lambda: in_flight[0], busy=256)
+    assert not door(Line("GET", "/api/chatrooms"))  # a neighbour's load: not ours to shed
+    in_flight[0] = 300
+    assert door(Line("GET", "/api/chatrooms"))
+    assert not door(Line("GET", "/api/health"))
+    assert not door(Line("GET", "/api/ws"))
