@@ -32,7 +32,7 @@ from chat import app as app_module
 from chat.context import Context
 from chat.db import migrate, sqlfile
 from chat.db.pool import Database
-from chat.ops import cli
+from chat.ops import cli, logs
 from chat.realtime import broker as broker_module
 from chat.util.admission import FrontDoor, LoopLag
 from chat.web.inflight import InFlight, wait_until
@@ -240,7 +240,5 @@ async def main(argv):
 
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(sys.argv)
     sys.exit(cli.main(sys.argv, serve=lambda argv: asyncio.run(main(argv))))

@@ -20,6 +20,7 @@ then ``python settings.py --markdown`` and paste the table into the README
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import secrets
@@ -164,6 +165,24 @@ def _origins(text: str) -> tuple[str, ...]:
         if not origin.startswith(("http://", "https://")):
             raise SettingsError(f"CHAT_ALLOWED_ORIGINS: {origin!r} is not an http(s) origin")
     return origins
+
+
+def _metrics_access(text: str) -> tuple[Any, ...]:
+    """``on``: every address; ``off``: none; else the addresses and networks listed."""
+    value = text.strip().lower()
+    if value == "on":
+        return (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+    if value == "off":
+        return ()
+    networks = []
+    for item in value.split(","):
+        try:
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"CHAT_METRICS: {item.strip()!r} is not on, off, an address or a network"
+            ) from None
+    return tuple(networks)
 
 
 def _public_origin(text: str) -> str:
@@ -371,6 +390,24 @@ class Settings:
         "server directly could forge them)",
     )
     debug: bool = setting(False, "Tornado debug mode (never in production)")
+    metrics: tuple[Any, ...] = setting(
+        _metrics_access("on"),
+        "who may read `GET /metrics`: `on` (anyone who reaches the server), `off` (no such "
+        "path), or a comma-separated list of addresses and networks (`127.0.0.1,10.0.0.0/8`)",
+        text="on",
+        parse=_metrics_access,
+        shown="`on`",
+        accepted="`on`, `off`, or addresses / networks",
+    )
+    log_format: str = setting(
+        "text",
+        "`text`: lines for a terminal; `json`: one JSON object a line (time, level, logger, "
+        "message, requestId; for requests also method, route, status, durationMs)",
+        checks=[one_of("text", "json")],
+    )
+    log_level: str = setting(
+        "INFO", "the least level logged", checks=[one_of("DEBUG", "INFO", "WARNING", "ERROR")]
+    )
 
 
 def rows() -> list[tuple[str, str, type, Any, Row]]:

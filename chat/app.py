@@ -3,6 +3,8 @@
 from tornado import web
 
 from chat.api.schemas import PATH_ID
+from chat.ops import logs
+from chat.ops import metrics as ops_metrics
 from chat.realtime.hub import Hub
 from chat.web import (
     admin,
@@ -12,6 +14,7 @@ from chat.web import (
     headers,
     health,
     messages,
+    metrics,
     rooms,
     socket,
     users,
@@ -21,6 +24,7 @@ from chat.web.base import NotFoundHandler
 # An id in a path is made of schemas.ID_CHARS; any other is no such path (a JSON 404).
 ROUTES = [
     (r"/api/health", health.HealthHandler),
+    (r"/metrics", metrics.MetricsHandler),
     (r"/api/openapi\.json", docs.OpenApiHandler),
     (r"/api/create", users.CreateUserHandler),
     (r"/api/login", users.LoginHandler),
@@ -59,9 +63,11 @@ def make_app(ctx):
         default_handler_args={"ctx": ctx},
         debug=ctx.settings.debug,
         compress_response=False,
+        log_function=logs.log_request,
         websocket_max_message_size=ctx.settings.max_body_bytes,
         websocket_ping_interval=ctx.settings.ws_ping_interval or None,
         **headers.application_settings(ctx.settings),
     )
     application.hub = hub
+    ops_metrics.watch(ctx, hub)
     return application

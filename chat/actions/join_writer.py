@@ -67,10 +67,12 @@ class JoinWriter:
         self._broker = broker
         self._price = price
         self._lanes = [
-            Batcher(self._write, max_batch, 1, QueueDelay(queue_delay), 5000)
+            Batcher(self._write, max_batch, 1, QueueDelay(queue_delay), 5000, name="joins")
             for _ in range(writers)
         ]
-        self._slow = Batcher(self._write_waiting, 1, 1, QueueDelay(queue_delay), 5000)
+        self._slow = Batcher(
+            self._write_waiting, 1, 1, QueueDelay(queue_delay), 5000, name="joins_slow"
+        )
 
     @property
     def lanes(self):

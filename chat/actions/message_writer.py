@@ -28,6 +28,7 @@ from chat.actions import messages
 from chat.api import views
 from chat.db.errors import DuplicateKey
 from chat.models import Message
+from chat.ops import metrics
 from chat.util import ids
 from chat.util.admission import QueueDelay
 from chat.util.batching import Batcher
@@ -58,6 +59,11 @@ class _Message:
         return self.room_id, ids.fold(self.user_id)
 
 
+def _count_stored(future):
+    if not future.cancelled() and future.exception() is None and future.result()[0]:
+        metrics.message_stored()
+
+
 class MessageWriter:
     """Each room belongs to one of ``writers`` lanes; each lane writes one batch at a time.
 
@@ -78,11 +84,16 @@ class MessageWriter:
         self._db = db
         self._broker = broker
         self._lanes = [
-            Batcher(self._write, max_batch, 1, QueueDelay(queue_delay), max_queue)
+            Batcher(self._write, max_batch, 1, QueueDelay(queue_delay), max_queue, name="messages")
             for _ in range(writers)
         ]
         self._slow = Batcher(
-            self._wait_one_by_one, max_batch, 1, QueueDelay(queue_delay), max_queue
+            self._wait_one_by_one,
+            max_batch,
+            1,
+            QueueDelay(queue_delay),
+            max_queue,
+            name="messages_slow",
         )
 
     @property
@@ -95,7 +106,9 @@ class MessageWriter:
 
         Raises ``errors.Overloaded`` at once when the room's lane has a standing queue.
         """
-        return self._lane(room_id).submit(_Message(user_id, room_id, content, client_msg_id))
+        future = self._lane(room_id).submit(_Message(user_id, room_id, content, client_msg_id))
+        future.add_done_callback(_count_stored)
+        return future
 
     def _lane(self, room_id):
         return self._lanes[hash(room_id) % len(self._lanes)]

@@ -412,6 +412,26 @@ ROUTE_DOCS = {
             ),
         }
     },
+    r"/metrics": {
+        "/metrics": {
+            "get": Op(
+                "metrics",
+                "Prometheus metrics",
+                "Operations",
+                auth=None,
+                description="The Prometheus text format (`text/plain; version=0.0.4`): "
+                "requests by route template and status with latency histograms, open "
+                "WebSockets, messages stored and delivered, rate-limit and overload "
+                "refusals, database pools, broker state, group-commit batch sizes. "
+                "CHAT_METRICS says who may read it (`off`: 404).",
+                replies={200: ("The metrics, as text.", None)},
+                errors=[
+                    ("forbidden", "this address is not in CHAT_METRICS"),
+                    ("not_found", "CHAT_METRICS=off"),
+                ],
+            ),
+        }
+    },
     r"/api/openapi\.json": {
         "/api/openapi.json": {
             "get": Op(

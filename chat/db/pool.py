@@ -561,6 +561,13 @@ class Database:
     def pools(self) -> tuple[_Pool, _Pool]:
         return self._reads, self._writes
 
+    def pool_stats(self) -> dict[str, dict[str, int]]:
+        """Connections lent out, callers waiting, and the most, of each pool (for metrics)."""
+        return {
+            pool.name: {"in_use": len(pool._used), "waiting": pool.waiting, "max": pool.maxsize}
+            for pool in self.pools
+        }
+
     async def close(self) -> None:
         self.health.close()
         idle = []

@@ -32,6 +32,7 @@ from typing import Any
 from chat import errors
 from chat.actions import messages
 from chat.api import views
+from chat.ops import metrics
 from chat.realtime.sequencer import Sequencer
 from chat.util import ids
 from chat.util.compact_json import encode
@@ -89,6 +90,7 @@ class Subscription:
             if seq <= self.sent:
                 return
             self.sent = seq
+            metrics.message_delivered()
         self.socket.send_frame(frame)
 
     def go_live(self, sent):
@@ -226,6 +228,10 @@ class Hub:
 
     def add(self, socket):
         self._sockets.add(socket)
+
+    def open_sockets(self) -> int:
+        """How many sockets are open now (the metrics' gauge)."""
+        return len(self._sockets)
 
     def attach(self, socket):
         """Register an authenticated socket; False when its token was revoked meanwhile."""

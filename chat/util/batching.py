@@ -8,6 +8,7 @@ import asyncio
 import time
 
 from chat import errors
+from chat.ops import metrics
 
 
 class Pending:
@@ -43,8 +44,9 @@ class Batcher:
     at once (``errors.Overloaded``), and it never holds more than ``max_queue``.
     """
 
-    def __init__(self, handle, max_batch, workers, delay=None, max_queue=None):
+    def __init__(self, handle, max_batch, workers, delay=None, max_queue=None, name=None):
         self._handle = handle
+        self._name = name  # a group-commit writer's name: its batch sizes are a metric
         self._max_batch = max_batch
         self._max_workers = workers
         self._workers = 0
@@ -96,6 +98,8 @@ class Batcher:
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
+                if self._name is not None:
+                    metrics.batch(self._name, len(batch))
                 if self.delay is not None:
                     # The oldest item's wait: a batch takes the whole queue, so
                     # its youngest item waited about nothing however long the

@@ -6,6 +6,7 @@ from tornado import web
 
 from chat import errors
 from chat.api import schemas, wire
+from chat.ops import logs, metrics
 from chat.util.compact_json import dumps
 from chat.web.headers import SecureHeaders
 
@@ -31,7 +32,21 @@ def bearer_token(request):
 
 
 class JsonErrors:
-    """Answers every error, HTTP or WebSocket handshake, in the contract's JSON shape."""
+    """Answers every error, HTTP or WebSocket handshake, in the contract's JSON shape.
+
+    It also gives every request its id (``X-Request-Id``, echoed), which every
+    log line the request causes carries (chat/ops/logs.py).
+    """
+
+    request_id = None
+
+    def set_default_headers(self):
+        super().set_default_headers()
+        if self.request_id is None:
+            self.request_id = logs.request_id_for(self.request.headers.get("X-Request-Id"))
+            # Set in the connection's context, which the handler's task copies.
+            logs.REQUEST_ID.set(self.request_id)
+        self.set_header("X-Request-Id", self.request_id)
 
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -41,6 +56,7 @@ class JsonErrors:
             error = errors.for_status(status_code)
         else:
             error = errors.Internal()
+        metrics.refused_error(error.code, "http")
         self.set_status(error.status)
         for name, value in error.headers.items():
             self.set_header(name, value)
@@ -50,6 +66,8 @@ class JsonErrors:
     def log_exception(self, typ, value, tb):
         if isinstance(value, errors.ChatError) and (value.status < 500 or value.status == 503):
             return  # an expected refusal (503: overloaded or unavailable), already answered
+        if isinstance(value, web.HTTPError) and value.status_code < 500:
+            return  # a client error, in the access log at INFO
         super().log_exception(typ, value, tb)
 
 

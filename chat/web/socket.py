@@ -22,6 +22,7 @@ from tornado.iostream import StreamClosedError
 from chat import errors
 from chat.actions import messages
 from chat.api import schemas, views, wire
+from chat.ops import metrics
 from chat.util.compact_json import encode
 from chat.web.base import JsonErrors, authenticate, bearer_token
 from chat.web.headers import SecureHeaders
@@ -254,6 +255,7 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         self.send_frame(encode(obj))
 
     def send_error_frame(self, error, ref):
+        metrics.refused_error(error.code, "websocket")
         body = {"type": "error", "code": error.code, "message": error.message, "ref": ref}
         if error.details is not None:
             body["details"] = error.details
