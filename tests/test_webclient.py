@@ -277,6 +277,10 @@ def test_two_people_chat_join_by_password_and_by_invitation(people, web_server):
     expect(link_box).to_have_value(re.compile("^" + re.escape(web_server.base_url + "/#invite=")))
     link = link_box.input_value()
     expect(invite.locator("#invite-info")).to_contain_text(f"only for {bob_id}")
+    alice.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    invite.get_by_role("button", name="Copy link").click()
+    expect(invite.locator("#copy-status")).to_have_text("Copied.")
+    assert alice.page.evaluate("navigator.clipboard.readText()") == link
     alice.shot("invite")
     invite.get_by_role("button", name="Close").click()
     token = link.split("#invite=", 1)[1]
@@ -629,3 +633,35 @@ def test_every_refusal_reads_as_words(people):
         "fields": "Please check: phone: must look like +123456789.",
     }
     person.assert_quiet()
+
+
+def test_an_invitation_link_opened_before_signing_in(people, web_server):
+    owner = new_user(web_server, prime=True, name="Host")
+    guest = new_user(web_server, prime=True, name="Guest")
+    room_id = room_of(web_server, owner, name="Salon")
+    status, body = call(
+        web_server,
+        "POST",
+        "/api/invite",
+        {"roomId": room_id, "userId": guest["userId"]},
+        token=token_of(web_server, owner),
+    )
+    assert status == 201, body
+    token = body["invitation"]["token"]
+
+    person = people()
+    person.page.goto(f"{web_server.base_url}/#invite={token}")
+    expect(person.page.locator("#notice")).to_have_text("Sign in to accept the invitation.")
+    assert "#invite" not in person.page.url
+    person.sign_in(guest["userId"])
+    dialog = person.page.locator("#join-dialog")
+    expect(dialog.get_by_role("heading")).to_have_text("Join by invitation")
+    dialog.get_by_role("button", name="Join").click()
+    expect(person.page.locator("#room-title")).to_have_text("Salon")
+    assert not [u for u in person.urls if token in u]
+
+    # Used once: the same link again is refused in words.
+    person.page.goto(f"{web_server.base_url}/#invite={token}")
+    dialog.get_by_role("button", name="Join").click()
+    expect(dialog.locator(".form-error")).to_contain_text("This invitation link does not work")
+    person.assert_quiet(allowed=[r"status of 403"])
