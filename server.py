@@ -29,6 +29,7 @@ from tornado import httpserver
 
 import settings as settings_module
 from chat import app as app_module
+from chat.auth import ratelimit
 from chat.context import Context
 from chat.db import migrate, sqlfile
 from chat.db.pool import Database
@@ -193,6 +194,7 @@ async def start(settings):
         log.info("broker closed")
         await db.close()
         log.info("database pool closed")
+        await ratelimit.close_limiter(ctx.limits.limiter)
         ctx.close()
 
     return stop

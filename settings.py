@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 
 from tornado.options import OptionParser
 
+from chat.auth.ratelimit import Rate, parse_rates
+
 log = logging.getLogger("chat.settings")
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -209,6 +211,23 @@ def _stored_jwt_secret(var_dir: str) -> str:
     return secret
 
 
+def _rates(text: str) -> tuple[Rate, ...]:
+    try:
+        return parse_rates(text)
+    except ValueError as exc:
+        raise SettingsError(f"a rate limit: {exc}") from None
+
+
+def _limit(text: str, help: str) -> Any:
+    return setting(
+        _rates(text),
+        help,
+        text=text,
+        parse=_rates,
+        accepted="`COUNT/SECONDS[,...]`",
+    )
+
+
 # --- the table ----------------------------------------------------------------------------
 
 
@@ -309,7 +328,14 @@ class Settings:
         when_empty=_stored_jwt_secret,
         shown="generated",
     )
-    token_ttl: int = setting(86400, "seconds a login token lives", checks=[at_least(60)])
+    token_ttl: int = setting(
+        900, "seconds an access token lives (a client refreshes it)", checks=[at_least(60)]
+    )
+    refresh_ttl: int = setting(
+        2592000,
+        "seconds a session's refresh token lives; each refresh starts the period again",
+        checks=[at_least(300)],
+    )
     bcrypt_rounds: int = setting(
         12,
         "bcrypt cost for user and room passwords (below 10 only for tests)",
@@ -354,13 +380,6 @@ class Settings:
         150, "coins a non-prime member pays for each room after the first", checks=[not_negative()]
     )
     invite_ttl: int = setting(86400, "seconds an invitation lives", checks=[at_least(60)])
-    login_attempts: int = setting(
-        10,
-        "failed logins per account per `CHAT_LOGIN_WINDOW` before `429 rate_limited` "
-        "(counted per process)",
-        checks=[at_least(1)],
-    )
-    login_window: int = setting(300, "seconds of the failed-login window", checks=[at_least(1)])
     max_body_bytes: int = setting(
         65536, "largest request body or WebSocket frame", checks=[at_least(1024)]
     )
@@ -407,6 +426,48 @@ class Settings:
     )
     log_level: str = setting(
         "INFO", "the least level logged", checks=[one_of("DEBUG", "INFO", "WARNING", "ERROR")]
+    )
+    rate_limits: str = setting(
+        "on",
+        "`off` turns every rate limit below off (for tests and benchmarks only). Limits are "
+        "`COUNT/SECONDS[,COUNT/SECONDS...]`: COUNT at once, refilled over SECONDS, every rate "
+        "applying; shared through Redis when `CHAT_REDIS_URL` is set. See docs/security.md",
+        checks=[one_of("on", "off")],
+    )
+    limit_login_failures: tuple[Rate, ...] = _limit(
+        "5/300,20/3600", "failed logins per account and client address"
+    )
+    limit_login_failures_address: tuple[Rate, ...] = _limit(
+        "30/300,100/3600", "failed logins per client address, any account"
+    )
+    limit_logins_address: tuple[Rate, ...] = _limit(
+        "20/60", "login attempts per client address (each costs a bcrypt check)"
+    )
+    limit_registrations_address: tuple[Rate, ...] = _limit(
+        "10/3600", "registrations per client address"
+    )
+    limit_messages: tuple[Rate, ...] = _limit("10/10", "messages per user, HTTP and WebSocket")
+    limit_typing: tuple[Rate, ...] = _limit("10/10", "typing frames per user")
+    limit_subscribes: tuple[Rate, ...] = _limit("60/60", "subscribe frames per user")
+    limit_ws_frames: tuple[Rate, ...] = _limit(
+        "120/60", "frames of any type per WebSocket (this process)"
+    )
+    limit_ws_opens: tuple[Rate, ...] = _limit("30/60", "WebSockets opened per user")
+    limit_invitations: tuple[Rate, ...] = _limit("20/3600", "invitations per user")
+    limit_room_password_failures: tuple[Rate, ...] = _limit(
+        "5/300,20/3600", "wrong room passwords per user"
+    )
+    limit_room_password_failures_room: tuple[Rate, ...] = _limit(
+        "30/3600", "wrong room passwords per room, any user"
+    )
+    limit_friend_requests: tuple[Rate, ...] = _limit("30/3600", "friend requests per user")
+    limit_admin_key_failures: tuple[Rate, ...] = _limit(
+        "5/3600", "wrong `X-Admin-Key` values per client address"
+    )
+    ws_per_user: int = setting(
+        10,
+        "WebSockets one user may hold open on one process (`4008` close beyond it)",
+        checks=[at_least(1)],
     )
 
 

@@ -208,6 +208,13 @@ def parse_args(argv):
         "the figures of the issue are one process's)",
     )
     parser.add_argument(
+        "--rate-limits",
+        choices=("off", "on"),
+        default="off",
+        help="CHAT_RATE_LIMITS of the servers (default off: a few addresses play thousands "
+        "of users, which the per-user and per-address limits would refuse)",
+    )
+    parser.add_argument(
         "--room-hash-cost",
         type=int,
         default=4,
@@ -592,6 +599,10 @@ class Bench:
             CHAT_DATABASE_URL=f"mysql://{u.user}:{u.password}@{u.host}:{u.port}/{u.database}",
             CHAT_JWT_SECRET=self.secret,
             CHAT_BCRYPT_ROUNDS="12",
+            CHAT_RATE_LIMITS=self.args.rate_limits,
+            # The seeded users get their prime and coins from the database, and the
+            # WebSocket clients send no Origin: open sign-up keeps older phases working.
+            CHAT_SIGNUP_GRANTS="open",
         )
         env.pop("CHAT_REDIS_URL", None)
         if redis:
@@ -1520,8 +1531,10 @@ def main(argv=None):
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, terminate)
     values, ok, keep = None, False, False
+    say(f"bench: rate limits {args.rate_limits} (CHAT_RATE_LIMITS={args.rate_limits})")
     try:
         values = run(args, workdir, procs)
+        values["rate_limits"] = args.rate_limits
         ok = not values["failed"]
         keep = bool(values["flagged"])
     except KeyboardInterrupt:

@@ -22,7 +22,7 @@ class Context:
     tokens: TokenIssuer
     revocations: Revocations
     public_profiles: BatchedLookup
-    login_limiter: ratelimit.RateLimiter
+    limits: ratelimit.Limits
     message_writer: MessageWriter
     join_writer: JoinWriter
 
@@ -41,7 +41,7 @@ class Context:
             public_profiles=BatchedLookup(
                 db, "public_profiles_among", "user_ids", "user_id", fold=ids.fold
             ),
-            login_limiter=ratelimit.RateLimiter(settings.login_attempts, settings.login_window),
+            limits=ratelimit.Limits(settings, ratelimit.make_limiter(settings)),
             message_writer=MessageWriter(db, broker, queue_delay=settings.queue_delay_ms / 1000),
             join_writer=JoinWriter(
                 db, broker, settings.join_price, queue_delay=settings.queue_delay_ms / 1000

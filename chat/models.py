@@ -57,7 +57,19 @@ class Account(Profile):
 class Login:
     token: str
     expires_in: int
-    user: Account
+    user: Account | None
+    refresh_token: str = ""
+    refresh_expires_in: int = 0
+    session_id: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Session:
+    session_id: str
+    device_id: str | None
+    created_at: datetime.datetime
+    last_used_at: datetime.datetime
+    current: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -59,15 +59,25 @@ def sql(database):
 
 @pytest.fixture
 def settings(request, database):
-    # A shared 2-core CI machine can stall a test server for longer than the
-    # production queueing bound; tests of admission control set their own.
-    overrides = {"queue_delay_ms": 2000.0}
+    """The server's Settings; ``@pytest.mark.settings(...)`` changes them.
+
+    Rate limits are off unless a test turns them on (``rate_limits="on"``):
+    the suite registers and logs in thousands of users from one address. A
+    shared 2-core CI machine can stall a test server for longer than the
+    production queueing bound; tests of admission control set their own.
+    """
+    values = {
+        "database": database,
+        "jwt_secret": TEST_SECRET,
+        "bcrypt_rounds": 4,
+        "db_pool_size": 30,
+        "rate_limits": "off",
+        "queue_delay_ms": 2000.0,
+    }
     marker = request.node.get_closest_marker("settings")
     if marker:
-        overrides.update(marker.kwargs)
-    return settings_module.Settings(
-        database=database, jwt_secret=TEST_SECRET, bcrypt_rounds=4, db_pool_size=30, **overrides
-    )
+        values.update(marker.kwargs)
+    return settings_module.Settings(**values)
 
 
 @pytest.fixture

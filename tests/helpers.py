@@ -45,14 +45,12 @@ def query(conn, statement, *args):
 
 
 def revoke_behind_the_broker(conn, user):
-    """Revoke ``user``'s token in the database only, as a logout whose broadcast was lost."""
+    """End ``user``'s session in the database only, as a logout whose broadcast was lost."""
     claims = jwt.decode(user.token, TEST_SECRET, algorithms=["HS256"])
     query(
         conn,
-        "INSERT INTO revoked_tokens (jti, user_id, expires_at) "
-        "VALUES (%s, %s, UTC_TIMESTAMP() + INTERVAL 1 HOUR)",
-        claims["jti"],
-        user.user_id,
+        "UPDATE sessions SET ended_at = UTC_TIMESTAMP(3) WHERE session_id = %s",
+        claims["sid"],
     )
 
 

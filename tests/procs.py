@@ -134,6 +134,8 @@ class ServerProcess:
         )
         if redis_url:
             self.env["CHAT_REDIS_URL"] = redis_url
+        # Off unless a test asks: the suite makes many users from one address.
+        self.env["CHAT_RATE_LIMITS"] = "off"
         for name, value in settings.items():
             self.env["CHAT_" + name.upper()] = str(value)
         self._log = tempfile.NamedTemporaryFile(prefix="chat-server-", suffix=".log", delete=False)

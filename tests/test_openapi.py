@@ -17,6 +17,7 @@ from tornado import web
 
 from chat import errors
 from chat.api import openapi, schemas
+from chat.auth.ratelimit import parse_rates
 from chat.web.base import NotFoundHandler
 from chat.web.client import ClientHandler
 from helpers import PASSWORD, served_routes
@@ -325,7 +326,9 @@ async def test_served_document_is_the_document(api, doc):
 
 
 @pytest.mark.gen_test
-@pytest.mark.settings(admin_key=ADMIN_KEY, login_attempts=1)
+@pytest.mark.settings(
+    admin_key=ADMIN_KEY, rate_limits="on", limit_login_failures=parse_rates("1/300")
+)
 async def test_account_responses_match_the_document(api, doc):
     check = lambda method, path, resp: assert_documented(doc, method, path, resp)  # noqa: E731
     check("get", "/api/health", await api.get("/api/health"))

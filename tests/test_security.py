@@ -8,9 +8,11 @@ import asyncio
 import json
 import secrets
 
+import jwt
 import pytest
 
-from helpers import query
+from chat.auth.ratelimit import parse_rates
+from helpers import PASSWORD, TEST_SECRET, Socket, User, query
 
 SURROGATE = "\\ud800"  # as it appears in JSON text: a lone UTF-16 surrogate escape
 HUGE = "9" * 5000  # beyond Python's 4,300-digit int parsing limit
@@ -359,3 +361,478 @@ def test_idle_http_connections_are_closed(server_procs):
         started = time.monotonic()
         assert conn.recv(65536) == b""  # the server closed the idle connection
         assert time.monotonic() - started < 8
+
+
+# -- rate limits ---------------------------------------------------------------
+
+LIMITS_ON = {"rate_limits": "on"}
+
+
+def assert_rate_limited(resp, most=3600):
+    assert resp.status == 429, (resp.status, resp.body)
+    assert resp.body["error"]["code"] == "rate_limited"
+    retry_after = int(resp.headers["Retry-After"])
+    assert 1 <= retry_after <= most
+    assert resp.body["error"]["details"]["retryAfter"] == retry_after
+    assert_secure_headers(resp)
+
+
+def random_address():
+    return f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
+
+
+@pytest.mark.gen_test(timeout=120)
+@pytest.mark.settings(**LIMITS_ON, bcrypt_rounds=8, limit_login_failures=parse_rates("5/300"))
+async def test_simultaneous_guesses_cannot_exceed_the_failed_login_limit(api):
+    """40 wrong guesses and the right password, all in flight at once: at most 5 are checked."""
+    victim = await api.user()
+    guesses = [
+        api.post("/api/login", {"userId": victim.user_id, "password": f"guess {i:04}"})
+        for i in range(40)
+    ]
+    guesses.insert(26, api.post("/api/login", {"userId": victim.user_id, "password": PASSWORD}))
+    results = await asyncio.gather(*guesses)
+    statuses = [r.status for r in results]
+    assert set(statuses) <= {200, 401, 429, 503}, statuses  # 503: overloaded, not checked
+    # At most 5 wrong passwords were checked (a right one is given back, not a failure).
+    assert statuses.count(401) <= 5, statuses
+    for resp in results:
+        if resp.status == 429:
+            assert_rate_limited(resp)
+
+
+@pytest.mark.gen_test(timeout=120)
+@pytest.mark.settings(
+    **LIMITS_ON,
+    limit_login_failures_address=parse_rates("30/300"),
+    limit_logins_address=parse_rates("1000/60"),
+    limit_registrations_address=parse_rates("1000/60"),
+)
+async def test_guesses_over_many_accounts_from_one_address_are_limited(api):
+    accounts = [await api.user() for _ in range(20)]
+    results = await asyncio.gather(
+        *(
+            api.post("/api/login", {"userId": user.user_id, "password": f"wrong {i}"})
+            for i in range(3)
+            for user in accounts
+        )
+    )
+    statuses = [r.status for r in results]
+    assert statuses.count(401) == 30 and statuses.count(429) == 30, statuses
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_someone_elses_failures_never_lock_a_user_out_from_their_address(server_procs):
+    server = server_procs(
+        behind_proxy="true", rate_limits="on", limit_registrations_address="100/60"
+    )
+    api = server.api
+    victim = await api.user()
+    attacker_ip, victim_ip = random_address(), random_address()
+    wrong = {"userId": victim.user_id, "password": "not the password"}
+    statuses = [
+        (await api.post("/api/login", wrong, headers={"X-Real-IP": attacker_ip})).status
+        for _ in range(8)
+    ]
+    assert statuses == [401] * 5 + [429] * 3
+    # The same account from the victim's own address: not affected.
+    right = {"userId": victim.user_id, "password": PASSWORD}
+    ok = await api.post("/api/login", right, headers={"X-Real-IP": victim_ip})
+    assert ok.status == 200, ok.body
+    # Failures slow down progressively: still refused from the attacker's address.
+    assert_rate_limited(await api.post("/api/login", wrong, headers={"X-Real-IP": attacker_ip}))
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.settings(**LIMITS_ON, limit_messages=parse_rates("3/60"))
+async def test_messages_per_user_count_http_and_websocket_together(api, sql):
+    owner = await api.user(prime=True)
+    room = await api.room(owner)
+    sock = await api.socket(owner)
+    for i in range(2):
+        resp = await api.post(
+            "/api/messages", {"roomId": room["roomId"], "content": f"h{i}"}, token=owner.token
+        )
+        assert resp.status == 201
+    await sock.send({"type": "message", "roomId": room["roomId"], "content": "w", "ref": "a"})
+    assert (await sock.expect("ack"))["ref"] == "a"
+    await sock.send({"type": "message", "roomId": room["roomId"], "content": "x", "ref": "b"})
+    frame = await sock.expect("error")
+    assert (frame["code"], frame["ref"]) == ("rate_limited", "b")
+    assert frame["retryAfter"] >= 1 and frame["details"]["retryAfter"] == frame["retryAfter"]
+    resp = await api.post(
+        "/api/messages", {"roomId": room["roomId"], "content": "y"}, token=owner.token
+    )
+    assert_rate_limited(resp, 60)
+    stored = query(sql, "SELECT COUNT(*) AS n FROM messages WHERE room_id = %s", room["roomId"])
+    assert stored[0]["n"] == 3  # the refused ones were not acted on
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.settings(
+    **LIMITS_ON,
+    limit_typing=parse_rates("2/60"),
+    limit_subscribes=parse_rates("2/60"),
+)
+async def test_typing_and_subscribe_frames_are_limited(api):
+    owner = await api.user(prime=True)
+    room = await api.room(owner)
+    sock = await api.socket(owner)
+    for i in range(2):
+        await sock.send({"type": "subscribe", "roomId": room["roomId"], "ref": f"s{i}"})
+        assert (await sock.expect("subscribed"))["ref"] == f"s{i}"
+    await sock.send({"type": "subscribe", "roomId": room["roomId"], "ref": "s2"})
+    frame = await sock.expect("error")
+    assert (frame["code"], frame["ref"]) == ("rate_limited", "s2") and frame["retryAfter"] >= 1
+    for _ in range(2):
+        await sock.send({"type": "typing", "roomId": room["roomId"]})
+    await sock.send({"type": "typing", "roomId": room["roomId"], "ref": "t"})
+    frame = await sock.expect("error")
+    assert (frame["code"], frame["ref"]) == ("rate_limited", "t")
+    await sock.send({"type": "ping", "ref": "p"})
+    assert (await sock.expect("pong"))["ref"] == "p"
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.settings(**LIMITS_ON, limit_ws_frames=parse_rates("5/60"))
+async def test_frames_per_socket_are_limited(api):
+    user = await api.user()
+    sock = await api.socket(user)
+    for i in range(5):
+        await sock.send({"type": "ping", "ref": str(i)})
+        assert (await sock.expect("pong"))["ref"] == str(i)
+    await sock.send({"type": "ping", "ref": "over"})
+    frame = await sock.expect("error")
+    assert (frame["code"], frame["ref"]) == ("rate_limited", "over")
+    other = await api.socket(user)  # another socket has its own allowance
+    await other.send({"type": "ping"})
+    await other.expect("pong")
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.settings(**LIMITS_ON, ws_per_user=2, limit_ws_opens=parse_rates("3/60"))
+async def test_open_websockets_per_user_are_capped(api):
+    user = await api.user()
+    first, second = await api.socket(user), await api.socket(user)
+    third = Socket(await api.ws(user.token))
+    code, _ = await third.closed()
+    assert code == 4008
+    await first.send({"type": "ping"})
+    await first.expect("pong")
+    first.close()
+    await asyncio.sleep(0.2)
+    # Opening sockets is rate limited too: the fourth handshake in a minute is refused.
+    refused = await api.get("/api/ws", headers=_upgrade({"Authorization": f"Bearer {user.token}"}))
+    assert_rate_limited(refused, 60)
+    assert second is not None
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.settings(**LIMITS_ON, limit_invitations=parse_rates("2/3600"))
+async def test_invitations_are_limited(api):
+    owner = await api.user(prime=True)
+    room = await api.room(owner)
+    invitee = await api.user(prime=True)
+    body = {"roomId": room["roomId"], "userId": invitee.user_id}
+    for _ in range(2):
+        assert (await api.post("/api/invite", body, token=owner.token)).status == 201
+    assert_rate_limited(await api.post("/api/invite", body, token=owner.token))
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.settings(
+    **LIMITS_ON,
+    limit_room_password_failures=parse_rates("3/300"),
+    limit_room_password_failures_room=parse_rates("5/3600"),
+)
+async def test_wrong_room_passwords_are_limited_per_user_and_per_room(api):
+    owner = await api.user(prime=True)
+    room = await api.room(owner, password="the-room-pass")
+    first, second = await api.user(prime=True), await api.user(prime=True)
+    for _ in range(3):
+        assert (await api.join(first, room["roomId"], "guess-x1")).status == 403
+    assert_rate_limited(await api.join(first, room["roomId"], "guess-x1"))
+    for _ in range(2):
+        assert (await api.join(second, room["roomId"], "guess-x1")).status == 403
+    # The room has had 5 wrong guesses: a sixth from anyone waits.
+    assert_rate_limited(await api.join(second, room["roomId"], "guess-x1"))
+    # The right password, known to open the room, needs no bcrypt and is not limited.
+    assert (await api.join(second, room["roomId"], "the-room-pass")).status == 200
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.settings(**LIMITS_ON, limit_friend_requests=parse_rates("2/3600"))
+async def test_friend_requests_are_limited(api):
+    sender = await api.user(prime=True)
+    room = await api.room(sender)
+    others = [await api.user(prime=True) for _ in range(3)]
+    for other in others:
+        assert (await api.join(other, room["roomId"])).status == 200
+    for other in others[:2]:
+        body = {"userId": other.user_id}
+        assert (await api.post("/api/friend-requests", body, token=sender.token)).status == 201
+    body = {"userId": others[2].user_id}
+    assert_rate_limited(await api.post("/api/friend-requests", body, token=sender.token))
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.settings(
+    **LIMITS_ON,
+    admin_key="k" * 32,
+    limit_admin_key_failures=parse_rates("3/3600"),
+)
+async def test_admin_key_failures_are_limited_and_logged(api, caplog):
+    wrong = {"X-Admin-Key": "w" * 32}
+    for _ in range(3):
+        assert (await api.get("/api/admin/users", headers=wrong)).status == 403
+    assert_rate_limited(await api.get("/api/admin/users", headers=wrong))
+    events = [r for r in caplog.records if r.name == "chat.security"]
+    assert len(events) == 3 and all("X-Admin-Key" in r.getMessage() for r in events)
+    assert not any("w" * 32 in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.settings(
+    **LIMITS_ON,
+    limit_registrations_address=parse_rates("2/3600"),
+    limit_logins_address=parse_rates("3/60"),
+)
+async def test_registrations_and_logins_per_address_are_limited(api):
+    first = await api.user()  # a registration and a login
+    await api.user()
+    assert_rate_limited(await api.post("/api/create", new_user_fields()))
+    right = {"userId": first.user_id, "password": PASSWORD}
+    assert (await api.post("/api/login", right)).status == 200
+    assert_rate_limited(await api.post("/api/login", right), 60)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_two_processes_share_one_limit_through_redis(server_procs, redis_url):
+    settings = {
+        "rate_limits": "on",
+        "behind_proxy": "true",
+        "limit_login_failures": "4/300",
+    }
+    a = server_procs(redis_url=redis_url, **settings)
+    b = server_procs(redis_url=redis_url, **settings)
+    address = random_address()
+    user = await a.api.user()
+    wrong = {"userId": user.user_id, "password": "not the password"}
+    headers = {"X-Real-IP": address}
+    statuses = []
+    for i in range(6):
+        server = (a, b)[i % 2]
+        statuses.append((await server.api.post("/api/login", wrong, headers=headers)).status)
+    assert statuses == [401, 401, 401, 401, 429, 429]
+
+
+# -- sessions: access tokens, rotating refresh tokens, ending sessions -------
+
+
+async def login(api, user, device="dev-1"):
+    resp = await api.post(
+        "/api/login", {"userId": user.user_id, "password": PASSWORD, "deviceId": device}
+    )
+    assert resp.status == 200, resp.body
+    return resp.body
+
+
+async def refresh(api, token):
+    return await api.post("/api/token/refresh", {"refreshToken": token})
+
+
+@pytest.mark.gen_test
+async def test_login_starts_a_session_with_a_short_access_token(api, settings, sql):
+    user = await api.user()
+    body = await login(api, user)
+    assert body["expiresIn"] == settings.token_ttl == 900
+    assert body["refreshExpiresIn"] == settings.refresh_ttl
+    assert len(body["refreshToken"]) >= 43  # 256 bits, URL-safe base64
+    claims = jwt.decode(body["token"], TEST_SECRET, algorithms=["HS256"])
+    assert claims["sid"] == body["sessionId"] and claims["exp"] - claims["iat"] == 900
+    (row,) = query(sql, "SELECT * FROM sessions WHERE session_id = %s", body["sessionId"])
+    # Only the hash of the refresh token is stored.
+    assert body["refreshToken"].encode() not in row["refresh_hash"]
+    assert len(row["refresh_hash"]) == 32
+
+
+@pytest.mark.gen_test
+async def test_a_refresh_token_rotates_and_works_once(api):
+    user = await api.user()
+    first = await login(api, user)
+    second = await refresh(api, first["refreshToken"])
+    assert second.status == 200
+    assert second.body["sessionId"] == first["sessionId"]
+    assert second.body["refreshToken"] != first["refreshToken"]
+    assert second.body["user"]["userId"] == user.user_id
+    me = await api.get(f"/api/profile/{user.user_id}", token=second.body["token"])
+    assert me.status == 200
+    third = await refresh(api, second.body["refreshToken"])
+    assert third.status == 200
+
+
+@pytest.mark.gen_test
+async def test_a_reused_refresh_token_ends_the_whole_session(api, caplog):
+    user = await api.user()
+    first = await login(api, user)
+    sock = await api.socket(User(user.user_id, first["token"], user.phone, PASSWORD, {}))
+    rotated = await refresh(api, first["refreshToken"])  # the legitimate client
+    assert rotated.status == 200
+    stolen = await refresh(api, first["refreshToken"])  # the thief replays the old one
+    assert stolen.status == 401 and stolen.body["error"]["code"] == "unauthorized"
+    # Every token of the session is dead: the new refresh token, both access tokens.
+    assert (await refresh(api, rotated.body["refreshToken"])).status == 401
+    for token in (first["token"], rotated.body["token"]):
+        resp = await api.get(f"/api/profile/{user.user_id}", token=token)
+        assert resp.status == 401
+    code, _ = await sock.closed()
+    assert code == 4001
+    assert any("refresh token was presented again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_two_refreshes_racing_with_one_token_end_the_session(api):
+    user = await api.user()
+    first = await login(api, user)
+    results = await asyncio.gather(*(refresh(api, first["refreshToken"]) for _ in range(5)))
+    statuses = sorted(r.status for r in results)
+    assert statuses.count(200) <= 1, statuses
+    for resp in results:
+        if resp.status == 200:  # the winner's tokens died with the detected reuse
+            assert (await refresh(api, resp.body["refreshToken"])).status == 401
+
+
+@pytest.mark.gen_test
+async def test_unknown_and_forged_refresh_tokens_are_401(api):
+    for token in ("x", secrets.token_urlsafe(32), "a" * 256):
+        resp = await refresh(api, token)
+        assert resp.status == 401 and resp.body["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.gen_test
+async def test_logout_ends_the_session_refresh_token_included(api):
+    user = await api.user()
+    body = await login(api, user)
+    assert (await api.post("/api/logout", token=body["token"])).status == 204
+    assert (await api.get(f"/api/profile/{user.user_id}", token=body["token"])).status == 401
+    assert (await refresh(api, body["refreshToken"])).status == 401
+    # The user's other session is untouched.
+    assert (await api.get(f"/api/profile/{user.user_id}", token=user.token)).status == 200
+
+
+@pytest.mark.gen_test
+async def test_sessions_are_listed_and_ended_by_their_owner_only(api):
+    user = await api.user()
+    phone = await login(api, user, device="phone")
+    laptop = await login(api, user, device="laptop")
+    listed = await api.get("/api/sessions", token=laptop["token"])
+    assert listed.status == 200
+    sessions = {s["sessionId"]: s for s in listed.body["sessions"]}
+    assert {phone["sessionId"], laptop["sessionId"]} <= set(sessions)
+    assert sessions[laptop["sessionId"]]["current"] is True
+    assert sessions[phone["sessionId"]]["current"] is False
+    assert sessions[phone["sessionId"]]["deviceId"] == "phone"
+    assert set(sessions[phone["sessionId"]]) == {
+        "sessionId",
+        "deviceId",
+        "createdAt",
+        "lastUsedAt",
+        "current",
+    }
+    other = await api.user()
+    resp = await api.delete(f"/api/sessions/{phone['sessionId']}", token=other.token)
+    assert resp.status == 404  # someone else's
+    resp = await api.delete(f"/api/sessions/{'0' * 32}", token=laptop["token"])
+    assert resp.status == 404  # unknown
+    resp = await api.delete(f"/api/sessions/{phone['sessionId']}", token=laptop["token"])
+    assert resp.status == 204
+    assert (await api.get(f"/api/profile/{user.user_id}", token=phone["token"])).status == 401
+    assert (await refresh(api, phone["refreshToken"])).status == 401
+    listed = await api.get("/api/sessions", token=laptop["token"])
+    assert phone["sessionId"] not in {s["sessionId"] for s in listed.body["sessions"]}
+
+
+@pytest.mark.gen_test
+async def test_a_password_change_ends_every_other_session(api):
+    user = await api.user()
+    here = await login(api, user)
+    elsewhere = await login(api, user)
+    sock = await api.socket(User(user.user_id, elsewhere["token"], user.phone, PASSWORD, {}))
+    new = "a brand new password"
+    resp = await api.post(
+        "/api/password",
+        {"currentPassword": PASSWORD, "newPassword": new},
+        token=here["token"],
+    )
+    assert resp.status == 204
+    assert (await api.get(f"/api/profile/{user.user_id}", token=here["token"])).status == 200
+    assert (await api.get(f"/api/profile/{user.user_id}", token=elsewhere["token"])).status == 401
+    assert (await refresh(api, elsewhere["refreshToken"])).status == 401
+    assert (await sock.closed())[0] == 4001
+    old = await api.post("/api/login", {"userId": user.user_id, "password": PASSWORD})
+    assert old.status == 401
+    assert (await api.post("/api/login", {"userId": user.user_id, "password": new})).status == 200
+
+
+@pytest.mark.gen_test
+@pytest.mark.settings(**LIMITS_ON, limit_login_failures=parse_rates("2/300"))
+async def test_a_wrong_current_password_is_a_failed_login(api):
+    user = await api.user()
+    wrong = {"currentPassword": "not my password", "newPassword": "whatever password"}
+    for _ in range(2):
+        resp = await api.post("/api/password", wrong, token=user.token)
+        assert resp.status == 401 and resp.body["error"]["code"] == "invalid_credentials"
+    assert_rate_limited(await api.post("/api/password", wrong, token=user.token))
+    # ... and the login limit is the same one.
+    login_wrong = {"userId": user.user_id, "password": "not my password"}
+    assert_rate_limited(await api.post("/api/login", login_wrong))
+
+
+@pytest.mark.gen_test
+async def test_a_token_whose_user_no_longer_exists_is_401(api, sql):
+    user = await api.user()
+    body = await login(api, user)
+    query(sql, "DELETE FROM users WHERE user_id = %s", user.user_id)
+    resp = await api.get("/api/chatrooms", token=body["token"])  # never checked before
+    assert resp.status == 401
+    assert (await refresh(api, body["refreshToken"])).status == 401
+
+
+@pytest.mark.gen_test
+async def test_forged_expired_and_alg_none_tokens_are_401(api):
+    user = await api.user()
+    claims = jwt.decode(user.token, TEST_SECRET, algorithms=["HS256"])
+    forged = [
+        jwt.encode({**claims, "sub": "someone_else"}, "x" * 40, algorithm="HS256"),
+        jwt.encode({**claims, "exp": claims["iat"] - 1}, TEST_SECRET, algorithm="HS256"),
+        jwt.encode(claims, None, algorithm="none"),
+        user.token.rsplit(".", 1)[0] + ".",
+    ]
+    for token in forged:
+        resp = await api.get(f"/api/profile/{user.user_id}", token=token)
+        assert resp.status == 401, token
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_ending_a_session_closes_its_sockets_on_every_process(server_procs, redis_url):
+    import time
+
+    a = server_procs(redis_url=redis_url)
+    b = server_procs(redis_url=redis_url)
+    user = await a.api.user()
+    body = await login(a.api, user)
+    socks = [Socket(await server.api.ws(body["token"])) for server in (a, b, b)]
+    for sock in socks:
+        await sock.expect("ready")
+    other = await b.api.socket(user)  # the user's other session
+    started = time.monotonic()
+    resp = await a.api.delete(f"/api/sessions/{body['sessionId']}", token=user.token)
+    assert resp.status == 204
+    for sock in socks:
+        code, _ = await sock.closed()
+        assert code == 4001
+    assert time.monotonic() - started < 1.5
+    refused = await b.api.get(f"/api/profile/{user.user_id}", token=body["token"])
+    assert refused.status == 401
+    await other.send({"type": "ping", "ref": "p"})
+    assert (await other.expect("pong"))["ref"] == "p"

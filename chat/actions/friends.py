@@ -56,6 +56,7 @@ async def send_request(
     ``created`` is False when the receiver had already asked the sender: that
     request is accepted instead and returned.
     """
+    await ctx.limits.take(("friend_requests", ids.fold(sender_id)))
     if ids.same_user(sender_id, receiver_id):
         raise errors.ValidationFailed(
             [{"field": "userId", "message": "must be someone other than yourself"}],

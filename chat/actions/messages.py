@@ -16,6 +16,7 @@ from chat import errors
 from chat.api import views
 from chat.db.errors import DuplicateKey
 from chat.models import Message, MessagePage
+from chat.util import ids
 from chat.util.times import utcnow
 
 if TYPE_CHECKING:
@@ -50,7 +51,9 @@ async def send_message(
     ``created`` is False when the sender already stored this ``clientMsgId``
     in the room: the original comes back, stored and delivered once. Messages
     sent at the same moment are stored together (``MessageWriter``).
+    Counted against the sender's ``messages`` limit first, HTTP and WebSocket alike.
     """
+    await ctx.limits.take(("messages", ids.fold(user_id)))
     return await submit_message(
         ctx, user_id=user_id, room_id=room_id, content=content, client_msg_id=client_msg_id
     )

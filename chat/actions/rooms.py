@@ -88,6 +88,7 @@ async def get_room(ctx: Context, *, user_id: str, room_id: str) -> Room:
 
 
 async def invite(ctx: Context, *, inviter_id: str, room_id: str, invitee_id: str) -> Invitation:
+    await ctx.limits.take(("invitations", ids.fold(inviter_id)))
     room = await ctx.db.fetch_one("get_room", room_id=room_id)
     if room is None:
         raise errors.NotFound("No such room.")
@@ -134,8 +135,23 @@ async def join_room(
         return hashed
 
     # bcrypt runs before the join's transaction so no lock is held while it does.
-    if not await ctx.room_passwords.verify(room_id, password, password_hash):
-        raise errors.WrongRoomPassword()
+    # A password this process has seen open the room needs no bcrypt and no
+    # limit; any other is counted as a wrong guess before bcrypt runs (per
+    # user and per room), and given back if it was right.
+    if not ctx.room_passwords.known(room_id, password):
+        guesses = (
+            ("room_password_failures", ids.fold(user_id)),
+            ("room_password_failures_room", room_id),
+        )
+        await ctx.limits.take(*guesses)
+        try:
+            right = await ctx.room_passwords.verify(room_id, password, password_hash)
+        except errors.NotFound:
+            await ctx.limits.refunded(*guesses)
+            raise
+        if not right:
+            raise errors.WrongRoomPassword()
+        await ctx.limits.refunded(*guesses)
     return await ctx.join_writer.submit(user_id, room_id=room_id)
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import TYPE_CHECKING, Any
 
 from chat import errors
+from chat.actions import sessions
 from chat.db.errors import DuplicateKey
 from chat.models import Account, Login, Profile
 from chat.util import ids
@@ -26,7 +26,10 @@ async def register(
     phone: str,
     avail_coins: int = 0,
     is_prime: bool = False,
+    address: str = "",
 ) -> Account:
+    """Register a user; ``address`` (the client's, see ratelimit.address_key) is rate limited."""
+    await ctx.limits.take(("registrations_address", address))
     if ctx.settings.signup_grants == "operator" and (avail_coins or is_prime):
         raise errors.Forbidden("Only an operator can grant coins or prime on this server.")
     password_hash = await ctx.passwords.hash(password)
@@ -78,8 +81,15 @@ async def login(
     user_id: str | None = None,
     phone: str | None = None,
     device_id: str | None = None,
+    address: str = "",
 ) -> Login:
-    """Log in by ``user_id`` or, without one, by ``phone``."""
+    """Log in by ``user_id`` or, without one, by ``phone``, from the client ``address``.
+
+    Every attempt is counted as a failure (per account and address, and per
+    address) before bcrypt runs, and given back when the password was right:
+    so any number of simultaneous guesses gets at most the limit checked, and
+    someone else's failures from another address never lock a user out.
+    """
     if user_id is not None:
         user = await ctx.db.fetch_one("get_user", user_id=user_id)
         named = user_id
@@ -87,32 +97,27 @@ async def login(
         user = await ctx.db.fetch_one("get_user_by_phone", phone=phone)
         named = phone or ""
     # Failed attempts count per account, whether it is named by userId or phone.
-    key = ids.fold(user["user_id"] if user else named)
-    wait = ctx.login_limiter.retry_after(key)
-    if wait:
-        raise errors.RateLimited(wait)
+    account = ids.fold(user["user_id"] if user else named)
+    failures = failure_limits(account, address)
+    await ctx.limits.take(("logins_address", address), *failures)
     ok = await ctx.passwords.verify(password, user["password_hash"] if user else None)
     if not ok or user is None:
-        ctx.login_limiter.hit(key)
         raise errors.InvalidCredentials()
-    ctx.login_limiter.reset(key)
-    token, _ = ctx.tokens.issue(user["user_id"], device_id)
-    return Login(token=token, expires_in=ctx.tokens.ttl, user=Account.from_row(user))
+    # Right: this attempt was no failure. Earlier failures still count (they
+    # refill with time): a guesser sharing the address (a NAT) gains nothing
+    # from the user's own logins.
+    await ctx.limits.refunded(*failures)
+    return await sessions.start(ctx, user=Account.from_row(user), device_id=device_id)
+
+
+def failure_limits(account: str, address: str) -> tuple[tuple[str, str], ...]:
+    """The limits a failed password check counts against (login, password change)."""
+    return (("login_failures", f"{account}@{address}"), ("login_failures_address", address))
 
 
 async def logout(ctx: Context, *, claims: dict[str, Any]) -> None:
-    expires_at = datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC)
-
-    async def revoke(tx: Transaction) -> None:
-        await tx.execute(
-            "revoke_token",
-            jti=claims["jti"],
-            user_id=claims["sub"],
-            expires_at=expires_at.replace(tzinfo=None),
-        )
-        tx.after_commit(ctx.broker.revoke_token, claims["jti"])
-
-    await ctx.db.transaction("logout", revoke)
+    """End the session of the token in use: its access and refresh tokens, its sockets."""
+    await sessions.end(ctx, session_id=claims["sid"])
 
 
 async def get_profile(ctx: Context, *, viewer_id: str, user_id: str) -> Profile:

@@ -71,10 +71,19 @@ message is for people. Beyond the codes listed with each operation:
 - An unknown path is `404 not_found`. A method a path does not serve is
   `405 method_not_allowed`; on an authenticated path the token is checked
   first, so without a valid token the answer is `401 unauthorized`.
-- Failed logins are counted per account, named by `userId` or `phone`: after
-  `CHAT_LOGIN_ATTEMPTS` (10) failures within `CHAT_LOGIN_WINDOW` (300 s), login
-  is `429 rate_limited` with a `Retry-After` header and `details.retryAfter`
-  (seconds), even with the right password.
+- **Rate limits** (each a `CHAT_LIMIT_*` setting; see docs/security.md): failed
+  logins per account and client address and per address, logins and
+  registrations per address, messages per user (HTTP and WebSocket together),
+  invitations, wrong room passwords per user and per room, friend requests,
+  wrong `X-Admin-Key` values per address. Each attempt is counted before the
+  work it guards, so simultaneous requests cannot exceed a limit. Over one:
+  `429 rate_limited` with a `Retry-After` header (whole seconds, at least 1)
+  and `details.retryAfter`; nothing was done.
+- Text that is not valid Unicode (a lone surrogate escape such as `"\\ud800"`),
+  integers beyond range, and control characters in identifiers are
+  `400 validation_failed`. Patterns match the whole string.
+- Browsers: `CHAT_ALLOWED_ORIGINS` may call the API (CORS, preflight
+  included); no other origin gets a CORS header.
 - `500 internal` carries no stack trace, SQL or secret.
 - `503 unavailable` (the database does not answer; within about 2 s) and
   `503 overloaded` (refused at once: the server's queues stand above
@@ -187,6 +196,17 @@ RESPONSES = {
         closed=True,
         description="Your own account. freeJoinUsed: whether a non-prime member's one "
         "free room join has been taken.",
+    ),
+    "Session": _object(
+        {
+            "sessionId": STRING,
+            "deviceId": {"type": ["string", "null"]},
+            "createdAt": TIME,
+            "lastUsedAt": TIME,
+            "current": BOOLEAN,
+        },
+        closed=True,
+        description="One login on one device. current: the session of the token in use.",
     ),
     "Room": _object(
         {
@@ -344,6 +364,7 @@ SERVER_FRAMES = {
 # What the route patterns of chat/app.py accept as an id; anything else is a 404.
 PATH_ID_SCHEMA = {"type": "string", "pattern": f"^{schemas.ID_CHARS}+$"}
 PATH_PARAMETERS = {
+    "sessionId": "A sessionId from POST /api/login or GET /api/sessions.",
     "userId": "A userId (case does not matter).",
     "roomId": "A roomId.",
     "requestId": "A friend request's requestId.",
@@ -384,6 +405,16 @@ class Op:
 def body(**fields):
     return _object(fields)
 
+
+LOGIN_BODY = body(
+    token={"type": "string", "description": "the access token (Bearer)"},
+    tokenType={"const": "Bearer"},
+    expiresIn={"type": "integer", "description": "seconds the access token lives"},
+    refreshToken={"type": "string", "description": "opaque; works once"},
+    refreshExpiresIn={"type": "integer", "description": "seconds the refresh token lives"},
+    sessionId=STRING,
+    user=ref("OwnProfile"),
+)
 
 ROOM_NOT_FOUND = ("not_found", "no such room")
 ADMIN_KEY_REFUSED = (
@@ -470,23 +501,82 @@ ROUTE_DOCS = {
                 "Users",
                 auth=None,
                 request="login",
-                replies={
-                    200: (
-                        "A login token.",
-                        body(
-                            token=STRING,
-                            tokenType={"const": "Bearer"},
-                            expiresIn={"type": "integer", "description": "seconds"},
-                            user=ref("OwnProfile"),
-                        ),
-                    )
-                },
+                description="Starts a session: a short-lived access token (`token`, "
+                "`CHAT_TOKEN_TTL`, 15 minutes by default) and an opaque refresh token "
+                "(256 bits, stored only as a hash) to get the next one from "
+                "`POST /api/token/refresh`.",
+                replies={200: ("A new session's tokens.", LOGIN_BODY)},
                 errors=[
                     (
                         "invalid_credentials",
                         "wrong password or unknown user: the same answer either way",
                     ),
-                    ("rate_limited", "too many failed logins for this userId or phone"),
+                    (
+                        "rate_limited",
+                        "too many failed logins for this account from this address, or "
+                        "from this address, or too many logins from this address",
+                    ),
+                ],
+            ),
+        }
+    },
+    r"/api/token/refresh": {
+        "/api/token/refresh": {
+            "post": Op(
+                "refreshToken",
+                "Exchange a refresh token for new tokens",
+                "Sessions",
+                auth=None,
+                request="refresh_token",
+                description="A refresh token works once: the answer carries a new one. "
+                "Presenting one that was already used ends its whole session (every token "
+                "of it; its WebSockets close with 4001 on every process) and is `401`.",
+                replies={200: ("The session's new tokens.", LOGIN_BODY)},
+                errors=[("unauthorized", "unknown, expired, ended or reused refresh token")],
+            ),
+        }
+    },
+    r"/api/sessions": {
+        "/api/sessions": {
+            "get": Op(
+                "listSessions",
+                "Your live sessions",
+                "Sessions",
+                replies={
+                    200: (
+                        "Your sessions.",
+                        body(sessions={"type": "array", "items": ref("Session")}),
+                    )
+                },
+            ),
+        }
+    },
+    f"/api/sessions/{schemas.PATH_ID}": {
+        "/api/sessions/{sessionId}": {
+            "delete": Op(
+                "endSession",
+                "End one of your sessions",
+                "Sessions",
+                description="Its access and refresh tokens stop working at once and its "
+                "WebSockets close with 4001, on every process.",
+                replies={204: ("Ended.", None)},
+                errors=[("not_found", "no live session of yours with this id")],
+            ),
+        }
+    },
+    r"/api/password": {
+        "/api/password": {
+            "post": Op(
+                "changePassword",
+                "Change your password",
+                "Sessions",
+                request="change_password",
+                description="Every other session of yours ends. A wrong current password "
+                "counts as a failed login.",
+                replies={204: ("Changed.", None)},
+                errors=[
+                    ("invalid_credentials", "the current password is wrong"),
+                    ("rate_limited", "too many failed password checks"),
                 ],
             ),
         }
@@ -495,10 +585,10 @@ ROUTE_DOCS = {
         "/api/logout": {
             "post": Op(
                 "logout",
-                "Revoke the token in use",
+                "End the session of the token in use",
                 "Users",
-                description="Later calls with the token are 401, and WebSockets opened "
-                "with it are closed with code 4001.",
+                description="Its access and refresh tokens stop working (401), and its "
+                "WebSockets are closed with code 4001 on every process.",
                 replies={204: ("Revoked.", None)},
             ),
         }
@@ -993,7 +1083,15 @@ def document():
         "info": {"title": "Chat rooms", "version": "1.0.0", "description": DESCRIPTION},
         "tags": [
             {"name": name}
-            for name in ("Users", "Rooms", "Messages", "Friends", "WebSocket", "Operations")
+            for name in (
+                "Users",
+                "Sessions",
+                "Rooms",
+                "Messages",
+                "Friends",
+                "WebSocket",
+                "Operations",
+            )
         ],
         "paths": paths,
         "components": {

@@ -121,6 +121,13 @@ REQUESTS = {
         {"roomId": OPAQUE_ID, "content": CONTENT, "clientMsgId": CLIENT_MSG_ID},
     ),
     "friend_request": _object(["userId"], {"userId": USER_ID}),
+    "refresh_token": _object(
+        ["refreshToken"], {"refreshToken": {"type": "string", "minLength": 1, "maxLength": 256}}
+    ),
+    "change_password": _object(
+        ["currentPassword", "newPassword"],
+        {"currentPassword": {"type": "string", "maxLength": 1024}, "newPassword": PASSWORD},
+    ),
 }
 
 QUERIES = {

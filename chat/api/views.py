@@ -15,6 +15,7 @@ from chat.models import (
     Profile,
     Room,
     RoomSummary,
+    Session,
 )
 from chat.util.times import iso
 
@@ -46,11 +47,26 @@ def user(user: Profile) -> Json:
 
 
 def login(result: Login) -> Json:
-    return {
+    answer: Json = {
         "token": result.token,
         "tokenType": "Bearer",
         "expiresIn": result.expires_in,
-        "user": own_profile(result.user),
+        "refreshToken": result.refresh_token,
+        "refreshExpiresIn": result.refresh_expires_in,
+        "sessionId": result.session_id,
+    }
+    if result.user is not None:
+        answer["user"] = own_profile(result.user)
+    return answer
+
+
+def session(found: Session) -> Json:
+    return {
+        "sessionId": found.session_id,
+        "deviceId": found.device_id,
+        "createdAt": iso(found.created_at),
+        "lastUsedAt": iso(found.last_used_at),
+        "current": found.current,
     }
 
 

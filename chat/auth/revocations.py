@@ -1,6 +1,9 @@
-"""Which login tokens were revoked by a logout: the one owner of that knowledge.
+"""Which access tokens no longer hold: the one owner of that knowledge.
 
-The database (``revoked_tokens``) is the truth. Every logout also reaches
+Tokens are revoked by session (their ``sid``): a session that ended (logout,
+a reuse of its refresh token, a password change, ``DELETE
+/api/sessions/{id}``), whose user no longer exists, or that never existed.
+The database (``sessions``, ``live_among``) is the truth. Every logout also reaches
 every process through the broker at once, so a process that has checked a
 token against the database once can keep answering "not revoked" from
 memory, for as long as it would have heard of a logout:
@@ -72,7 +75,7 @@ class Revocations:
         self._outages = broker.outages
         # Tokens seen for the first time at the same moment (a burst of
         # logins, sockets reconnecting after a restart) share one query.
-        self._revoked_rows = BatchedLookup(db, "revoked_among", "jtis", "jti")
+        self._live_rows = BatchedLookup(db, "live_among", "jtis", "jti")
         self._listeners: list[Listener] = []
         self._watched: dict[str, int] = {}  # jti -> how many watch it
         self._rechecking: asyncio.Future[None] | None = None
@@ -98,7 +101,8 @@ class Revocations:
         return jti in self._revoked
 
     async def is_revoked(self, claims: dict[str, Any]) -> bool:
-        jti: str = claims["jti"]
+        """Whether the token's session has ended (or its user is gone): keyed by ``sid``."""
+        jti: str = claims["sid"]
         if jti in self._revoked:
             return True
         if self._broker.outages != self._outages:
@@ -108,7 +112,7 @@ class Revocations:
         if checked is not None and self._clock() - checked < self._max_age:
             return False
         heard, outages = self._heard, self._outages
-        revoked = await self._revoked_rows.get(jti) is not None
+        revoked = await self._live_rows.get(jti) is None
         if revoked:
             self._revoked.put(jti, self._clock() + self._token_ttl)
         elif heard == self._heard and outages == self._broker.outages and self._broker.healthy:
@@ -157,12 +161,14 @@ class Revocations:
         for start in range(0, len(jtis), RECHECK_BATCH):
             batch = tuple(jtis[start : start + RECHECK_BATCH])
             try:
-                rows = await self._db.fetch_all("revoked_among", jtis=batch)
+                rows = await self._db.fetch_all("live_among", jtis=batch)
             except Exception as exc:
                 log.warning("cannot check tokens against revocations: %s", exc)
                 return
-            for row in rows:
-                self._on_revocation(row["jti"])
+            live = {row["jti"] for row in rows}
+            for jti in batch:
+                if jti not in live:
+                    self._on_revocation(jti)
 
     # -- forgetting expired tokens -------------------------------------------
 

@@ -1,8 +1,9 @@
 """Login tokens, invitation tokens and room ids.
 
-Login tokens are HS256 JWTs carrying ``sub`` (the userId), ``jti``, ``iat``
-and ``exp``; logout revokes a token by its ``jti``. Invitation tokens are 256
-random bits, of which only the SHA-256 is stored.
+Access tokens are HS256 JWTs carrying ``sub`` (the userId), ``sid`` (the
+session), ``jti``, ``iat`` and ``exp``; ending a session revokes every access
+token of it by ``sid``. Refresh tokens and invitation tokens are 256 random
+bits, of which only the SHA-256 is stored.
 """
 
 import hashlib
@@ -30,10 +31,16 @@ class TokenIssuer:
         self.ttl = ttl
         self._checked = Lru(cache_size)  # token -> claims
 
-    def issue(self, user_id, device_id=None):
-        """A new login token and its claims."""
+    def issue(self, user_id, session_id, device_id=None):
+        """A new access token of the session and its claims."""
         now = int(time.time())
-        claims = {"sub": user_id, "jti": uuid.uuid4().hex, "iat": now, "exp": now + self.ttl}
+        claims = {
+            "sub": user_id,
+            "sid": session_id,
+            "jti": uuid.uuid4().hex,
+            "iat": now,
+            "exp": now + self.ttl,
+        }
         if device_id:
             claims["did"] = device_id
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), claims
@@ -57,13 +64,28 @@ class TokenIssuer:
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],
-                options={"require": ["exp", "iat", "sub", "jti"]},
+                options={"require": ["exp", "iat", "sub", "jti", "sid"]},
             )
         except jwt.PyJWTError:
             return None
-        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
+        if not all(isinstance(claims.get(name), str) for name in ("sub", "jti", "sid")):
             return None
         return claims
+
+
+def new_session_id():
+    """A session id: 128 random bits as 32 hex characters."""
+    return secrets.token_hex(16)
+
+
+def new_refresh_token():
+    """A fresh refresh token (256 random bits, opaque) and the hash to store."""
+    token = secrets.token_urlsafe(32)
+    return token, refresh_hash(token)
+
+
+def refresh_hash(token):
+    return hashlib.sha256(b"refresh\0" + token.encode("utf-8")).digest()
 
 
 def new_invitation_token():

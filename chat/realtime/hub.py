@@ -218,7 +218,7 @@ class Hub:
         self._channels = {}  # room_id -> Channel
         self._sockets = set()  # every open socket, authenticated or not
         self._subs = {}  # authenticated socket -> {room_id: Subscription}
-        self._by_jti = {}  # token id -> sockets opened with it
+        self._by_jti = {}  # session id -> sockets opened with its tokens
         self._revocations = ctx.revocations
         self._revocations.subscribe(self._on_revocation)
         self.frames_in_flight = 0  # client frames being handled (shutdown waits for their replies)
@@ -235,7 +235,7 @@ class Hub:
 
     def attach(self, socket):
         """Register an authenticated socket; False when its token was revoked meanwhile."""
-        jti = socket.claims["jti"]
+        jti = socket.claims["sid"]
         if self._revocations.known_revoked(jti):
             return False
         self._subs[socket] = {}
@@ -252,12 +252,12 @@ class Hub:
         for sub in list(self._subs.pop(socket, {}).values()):
             self.end(sub)
         if socket.claims is not None:
-            sockets = self._by_jti.get(socket.claims["jti"])
+            sockets = self._by_jti.get(socket.claims["sid"])
             if sockets is not None:
                 sockets.discard(socket)
                 if not sockets:
-                    del self._by_jti[socket.claims["jti"]]
-                    self._revocations.unwatch(socket.claims["jti"])
+                    del self._by_jti[socket.claims["sid"]]
+                    self._revocations.unwatch(socket.claims["sid"])
 
     def close_all(self, code, reason):
         """Close every socket of this process (server shutdown)."""

@@ -5,11 +5,15 @@ operator route derives from it, so a limit on failures or an audit of the
 calls added to ``check_admin_key`` covers them all.
 """
 
+import logging
+
 from chat import errors
 from chat.actions import admin, users
 from chat.api import views
 from chat.auth import passwords
 from chat.web.base import ApiHandler
+
+security_log = logging.getLogger("chat.security")
 
 
 class AdminHandler(ApiHandler):
@@ -23,10 +27,25 @@ class AdminHandler(ApiHandler):
         await self.check_admin_key()
 
     async def check_admin_key(self) -> None:
-        """Refuse the request unless it carries the configured admin key."""
+        """Refuse the request unless it carries the configured admin key.
+
+        Each attempt is counted as a failure of its client address before the
+        key is compared, and given back when it matched: a guesser gets
+        ``CHAT_LIMIT_ADMIN_KEY_FAILURES`` tries. A wrong key is a security
+        event in the log (address and route, never the key sent).
+        """
+        failure = ("admin_key_failures", self.client_address)
+        await self.ctx.limits.take(failure)
         given = self.request.headers.get("X-Admin-Key", "")
         if not passwords.admin_key_matches(given, self.ctx.settings.admin_key):
+            security_log.warning(
+                "security event: wrong X-Admin-Key from %s on %s %s",
+                self.request.remote_ip,
+                self.request.method,
+                self.request.path,
+            )
             raise errors.Forbidden("A valid X-Admin-Key is required.")
+        await self.ctx.limits.refunded(failure)
 
 
 class GrantHandler(AdminHandler):

@@ -6,6 +6,7 @@ from tornado import web
 
 from chat import errors
 from chat.api import schemas, wire
+from chat.auth.ratelimit import address_key
 from chat.ops import logs, metrics
 from chat.util.compact_json import dumps
 from chat.web.headers import SecureHeaders
@@ -110,6 +111,11 @@ class ApiHandler(SecureHeaders, JsonErrors, web.RequestHandler):
         self._size += len(chunk)
         if self._size <= self.ctx.settings.max_body_bytes:
             self._chunks.append(chunk)
+
+    @property
+    def client_address(self) -> str:
+        """The client's address as rate limits key it (X-Real-IP when CHAT_BEHIND_PROXY)."""
+        return address_key(self.request.remote_ip)
 
     @property
     def user_id(self):

@@ -12,6 +12,7 @@ Output a client does not read piles up in this process; once more than
 
 import asyncio
 import functools
+import itertools
 import logging
 import struct
 import time
@@ -23,6 +24,7 @@ from chat import errors
 from chat.actions import messages
 from chat.api import schemas, views, wire
 from chat.ops import metrics
+from chat.util import ids
 from chat.util.compact_json import encode
 from chat.web.base import JsonErrors, authenticate, bearer_token
 from chat.web.headers import SecureHeaders
@@ -32,6 +34,8 @@ log = logging.getLogger("chat.ws")
 CLOSE_UNAUTHORIZED = 4001
 # Messages of one socket being stored at once; beyond, its frames are refused (overloaded).
 MAX_STORING = 64
+CLOSE_TOO_MANY = 4008  # as Discord's gateway: rate limited / too many sockets
+_serials = itertools.count()
 
 
 def _parse(raw):
@@ -78,6 +82,8 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         self._out_written = None  # resolves once the queued frames are written
         self._timer = None  # the auth deadline, then the token's expiry
         self._storing = 0  # message frames handed to the writer, not yet answered
+        self._serial = f"socket{next(_serials)}"  # this socket's key for its frame limit
+        self._counted = None  # the user key counted in ctx.limits.open_sockets
 
     @property
     def user_id(self):
@@ -95,6 +101,7 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         self.claims = await authenticate(self.ctx, bearer_token(self.request))
         if self.claims is None:
             raise errors.Unauthorized()
+        await self.ctx.limits.take(("ws_opens", ids.fold(self.claims["sub"])))
 
     def _origin_allowed(self, origin):
         """CHAT_PUBLIC_ORIGIN or one in CHAT_ALLOWED_ORIGINS: scheme, host and port alike.
@@ -121,6 +128,10 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
             )
 
     def _start_session(self, ref):
+        if not self.ctx.limits.open_socket(ids.fold(self.user_id)):
+            self.close(CLOSE_TOO_MANY, "too many WebSockets for this user")
+            return
+        self._counted = ids.fold(self.user_id)
         if not self.hub.attach(self):
             self.close(CLOSE_UNAUTHORIZED, "token revoked")
             return
@@ -141,6 +152,10 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
     def on_close(self):
         self._cancel_timer()
         self.hub.remove(self)
+        self.ctx.limits.forget_local("ws_frames", self._serial)
+        if self._counted is not None:
+            self.ctx.limits.close_socket(self._counted)
+            self._counted = None
 
     # Frames in
 
@@ -159,6 +174,7 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         try:
             frame, text = _parse(raw)
             ref = _ref(frame)
+            self.ctx.limits.take_local(("ws_frames", self._serial))
             wire.check_unicode(text, frame)
             kind = frame.get("type")
             if not self.hub.accepting:
@@ -187,6 +203,8 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         claims = await authenticate(self.ctx, frame["token"])
         if self.ws_connection is None:
             return  # closed while the token was checked
+        if claims is not None:
+            await self.ctx.limits.take(("ws_opens", ids.fold(claims["sub"])))
         if claims is None:
             self.close(CLOSE_UNAUTHORIZED, "invalid token")
             return
@@ -194,6 +212,7 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         self._start_session(ref)
 
     async def _frame_subscribe(self, frame, ref):
+        await self.ctx.limits.take(("subscribes", ids.fold(self.user_id)))
         room_id = frame["roomId"]
         sub = await self.hub.subscribe(self, room_id)
         self.send_json({"type": "subscribed", "roomId": room_id, "lastSeq": sub.start}, ref)
@@ -210,6 +229,8 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         # reach the writer, and its room's lane, in the order they were sent.
         if self._storing >= MAX_STORING:
             raise errors.Overloaded("Too many of this socket's messages are being stored.")
+        # Counted before it is stored, with the sender's HTTP messages (one limit).
+        await self.ctx.limits.take(("messages", ids.fold(self.user_id)))
         stored = messages.submit_message(
             self.ctx,
             user_id=self.user_id,
@@ -236,6 +257,7 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         self.send_json({"type": "ack", "message": views.message(message)}, ref)
 
     async def _frame_typing(self, frame, ref):
+        await self.ctx.limits.take(("typing", ids.fold(self.user_id)))
         room_id = frame["roomId"]
         await messages.typing(
             self.ctx,
@@ -257,6 +279,8 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
     def send_error_frame(self, error, ref):
         metrics.refused_error(error.code, "websocket")
         body = {"type": "error", "code": error.code, "message": error.message, "ref": ref}
+        if isinstance(error, errors.RateLimited):
+            body["retryAfter"] = error.details["retryAfter"]
         if error.details is not None:
             body["details"] = error.details
         self.send_frame(encode(body))

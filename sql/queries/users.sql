@@ -67,3 +67,6 @@ SELECT user_id FROM users
 WHERE user_id IN (%(a)s, %(b)s)
 ORDER BY user_id
 FOR UPDATE;
+
+-- name: set_password_hash
+UPDATE users SET password_hash = %(password_hash)s WHERE user_id = %(user_id)s;

@@ -11,7 +11,11 @@ TOKEN_TTL = 3600.0
 
 
 class Setup:
-    """Revocations over a fake database holding ``revoked`` (jtis) and a fake broker."""
+    """Revocations over a fake database holding ``revoked`` (session ids) and a fake broker.
+
+    The database answers which sessions are live (``live_among``): any id not
+    revoked here is live.
+    """
 
     def __init__(self, size: int = 100000, max_age: float = MAX_AGE) -> None:
         self.revoked: set[str] = set()
@@ -23,11 +27,11 @@ class Setup:
         )  # type: ignore[arg-type]
 
     def _answer(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        assert query == "revoked_among"
-        return [{"jti": jti} for jti in params["jtis"] if jti in self.revoked]
+        assert query == "live_among"
+        return [{"jti": jti} for jti in params["jtis"] if jti not in self.revoked]
 
     async def check(self, jti: str) -> bool:
-        return await self.revocations.is_revoked({"jti": jti})
+        return await self.revocations.is_revoked({"jti": "token-" + jti, "sid": jti})
 
     @property
     def reads(self) -> int:

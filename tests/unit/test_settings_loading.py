@@ -5,6 +5,7 @@ import stat
 import pytest
 
 import settings as settings_module
+from chat.auth.ratelimit import Rate
 
 JWT_SECRET = "settings-test-secret-" + "s" * 32
 
@@ -34,7 +35,9 @@ def load(tmp_path, *flags, **environ):
         (["--bcrypt_rounds=3"], {}, "CHAT_BCRYPT_ROUNDS"),
         (["--redis_url=http://localhost"], {}, "CHAT_REDIS_URL"),
         (["--allowed_origins=example.com"], {}, "CHAT_ALLOWED_ORIGINS"),
-        (["--login_attempts=0"], {}, "CHAT_LOGIN_ATTEMPTS"),
+        (["--limit_messages=0/10"], {}, "rate limit"),
+        (["--limit_messages=ten"], {}, "rate limit"),
+        (["--rate_limits=maybe"], {}, "CHAT_RATE_LIMITS"),
         (["--join_price=-1"], {}, "CHAT_JOIN_PRICE"),
         (["--no_such_setting=1"], {}, "no-such-setting"),
     ],
@@ -55,7 +58,7 @@ def test_settings_come_from_the_environment(tmp_path):
         CHAT_BCRYPT_ROUNDS="11",
         CHAT_DATABASE_URL="mysql://bob:p%40ss@db.example:3307/chatdb",
         CHAT_ALLOWED_ORIGINS="https://a.example, https://b.example/",
-        CHAT_LOGIN_ATTEMPTS="5",
+        CHAT_LIMIT_MESSAGES="5/10,100/3600",
         CHAT_WS_AUTH_TIMEOUT="2.5",
         CHAT_DEBUG="true",
         OTHER_PORT="1",
@@ -70,7 +73,11 @@ def test_settings_come_from_the_environment(tmp_path):
     )
     assert s.database == settings_module.DatabaseUrl("db.example", 3307, "bob", "p@ss", "chatdb")
     assert s.allowed_origins == ("https://a.example", "https://b.example")
-    assert (s.login_attempts, s.ws_auth_timeout, s.debug) == (5, 2.5, True)
+    assert (s.limit_messages, s.ws_auth_timeout, s.debug) == (
+        (Rate(5, 10.0), Rate(100, 3600.0)),
+        2.5,
+        True,
+    )
     for secret in ("p@ss", JWT_SECRET, "a" * 16):
         assert secret not in repr(s)
 

@@ -28,17 +28,17 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_an_issued_token_verifies_to_its_claims() -> None:
     issuer = TokenIssuer(SECRET, ttl=3600)
-    token, claims = issuer.issue("Alice", device_id="dev-1")
+    token, claims = issuer.issue("Alice", "s1", device_id="dev-1")
     assert claims["sub"] == "Alice" and claims["did"] == "dev-1"
     assert claims["exp"] - claims["iat"] == 3600
     assert issuer.verify(token) == claims
-    other, other_claims = issuer.issue("Alice")
+    other, other_claims = issuer.issue("Alice", "s1")
     assert other_claims["jti"] != claims["jti"] and "did" not in other_claims
 
 
 def test_a_token_is_decoded_once_then_answered_from_memory(decodes: list[str]) -> None:
     issuer = TokenIssuer(SECRET, ttl=3600)
-    token, claims = issuer.issue("alice")
+    token, claims = issuer.issue("alice", "s1")
     assert issuer.verify(token) == claims
     assert issuer.verify(token) == claims
     assert decodes == [token]
@@ -48,7 +48,7 @@ def test_a_remembered_token_still_expires(
     monkeypatch: pytest.MonkeyPatch, decodes: list[str]
 ) -> None:
     issuer = TokenIssuer(SECRET, ttl=60)
-    token, claims = issuer.issue("alice")
+    token, claims = issuer.issue("alice", "s1")
     assert issuer.verify(token) == claims
     offset = [61.0]
     monkeypatch.setattr(tokens, "time", types.SimpleNamespace(time=lambda: time.time() + offset[0]))
@@ -69,6 +69,9 @@ def test_a_remembered_token_still_expires(
         lambda c: jwt.encode({k: v for k, v in c.items() if k != "exp"}, SECRET, "HS256"),
         lambda c: jwt.encode({k: v for k, v in c.items() if k != "iat"}, SECRET, "HS256"),
         lambda c: jwt.encode({**c, "sub": 7}, SECRET, algorithm="HS256"),
+        lambda c: jwt.encode({k: v for k, v in c.items() if k != "sid"}, SECRET, "HS256"),
+        lambda c: jwt.encode({**c, "sid": 7}, SECRET, algorithm="HS256"),
+        lambda c: jwt.encode(c, None, algorithm="none"),
         lambda c: "not-a-token",
     ],
     ids=[
@@ -79,21 +82,32 @@ def test_a_remembered_token_still_expires(
         "no-exp",
         "no-iat",
         "sub-not-a-string",
+        "no-sid",
+        "sid-not-a-string",
+        "alg-none",
         "garbage",
     ],
 )
 def test_anything_but_a_valid_token_is_refused(forge: object) -> None:
     issuer = TokenIssuer(SECRET, ttl=3600)
-    _, claims = issuer.issue("alice")
+    _, claims = issuer.issue("alice", "s1")
     assert issuer.verify(forge(claims)) is None  # type: ignore[operator]
 
 
 def test_the_memory_of_checked_tokens_is_bounded(decodes: list[str]) -> None:
     issuer = TokenIssuer(SECRET, ttl=3600, cache_size=2)
-    first, second, third = (issuer.issue(f"u{n}")[0] for n in range(3))
+    first, second, third = (issuer.issue(f"u{n}", "s1")[0] for n in range(3))
     for token in (first, second, third, first):
         assert issuer.verify(token) is not None
     assert decodes == [first, second, third, first]  # first was forgotten once third came
+
+
+def test_refresh_tokens_are_256_random_bits_stored_as_a_hash() -> None:
+    token, digest = tokens.new_refresh_token()
+    assert len(token) >= 43 and tokens.refresh_hash(token) == digest and len(digest) == 32
+    assert tokens.new_refresh_token()[0] != token
+    assert tokens.refresh_hash(token) != tokens.invitation_hash(token)
+    assert len(tokens.new_session_id()) == 32
 
 
 def test_invitation_tokens_and_room_ids_are_fresh() -> None:
