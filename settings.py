@@ -333,7 +333,7 @@ class Settings:
     )
     refresh_ttl: int = setting(
         2592000,
-        "seconds a session's refresh token lives; each refresh starts the period again",
+        "seconds a refresh token lives (each refresh issues a new one)",
         checks=[at_least(300)],
     )
     bcrypt_rounds: int = setting(
@@ -355,18 +355,15 @@ class Settings:
     )
     allowed_origins: tuple[str, ...] = setting(
         (),
-        "comma-separated web origins allowed to call the API from a browser (CORS) and to "
-        "open WebSockets, besides `CHAT_PUBLIC_ORIGIN`",
+        "comma-separated browser origins allowed by CORS and for WebSockets",
         text="",
         parse=_origins,
         accepted="`http://` or `https://` origins",
     )
     public_origin: str = setting(
         "",
-        "the origin browsers load this server from (`https://chat.example.com`): its "
-        "WebSockets are allowed, and it goes in the CSP's `connect-src`. The request's own "
-        "`Host` is never trusted for this. Empty: `http://CHAT_HOST:CHAT_PORT` (and "
-        "`localhost` for a loopback address), for `make run`",
+        "the origin browsers use (`https://chat.example`), trusted for WebSockets and CSP "
+        "(never the request's `Host`); empty: `http://CHAT_HOST:CHAT_PORT`",
         text="",
         parse=_public_origin,
         accepted="empty, or an `http://` or `https://` origin",
@@ -429,9 +426,8 @@ class Settings:
     )
     rate_limits: str = setting(
         "on",
-        "`off` turns every rate limit below off (for tests and benchmarks only). Limits are "
-        "`COUNT/SECONDS[,COUNT/SECONDS...]`: COUNT at once, refilled over SECONDS, every rate "
-        "applying; shared through Redis when `CHAT_REDIS_URL` is set. See docs/security.md",
+        "`off`: no rate limits (tests and benchmarks only); shared through Redis when "
+        "`CHAT_REDIS_URL` is set",
         checks=[one_of("on", "off")],
     )
     limit_login_failures: tuple[Rate, ...] = _limit(
@@ -466,7 +462,7 @@ class Settings:
     )
     ws_per_user: int = setting(
         10,
-        "WebSockets one user may hold open on one process (`4008` close beyond it)",
+        "WebSockets per user per process (beyond: close 4008)",
         checks=[at_least(1)],
     )
 
@@ -564,6 +560,13 @@ def markdown() -> str:
         "|---|---|---|---|",
     ]
     for _, option, _, default, row in rows():
+        if option.startswith("limit_"):
+            continue  # one row for them all: docs/security.md lists and justifies each
+        if option == "rate_limits":
+            lines.append(
+                "| `CHAT_LIMIT_*` | docs/security.md | `COUNT/SECONDS[,...]` | one per rate "
+                "limit, e.g. `CHAT_LIMIT_MESSAGES` |"
+            )
         rules = [c.doc for c in row.checks if not c.warn_only]
         accepted = "; ".join(rules + ([row.accepted] if row.accepted else []))
         help_text = row.help.replace("|", "\\|")

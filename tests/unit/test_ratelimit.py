@@ -169,3 +169,17 @@ def test_address_keys() -> None:
     assert address_key("2001:db8:1:2:3:4:5:6") != address_key("2001:db8:1:3::1")
     assert address_key("::ffff:203.0.113.9") == "203.0.113.9"
     assert address_key(None) == "unknown"
+
+
+def test_docs_security_lists_every_limit_with_its_default() -> None:
+    import os
+
+    import settings
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "docs", "security.md"), encoding="utf-8") as f:
+        doc = f.read()
+    limits = [r for r in settings.rows() if r[1].startswith("limit_")]
+    assert len(limits) >= 14
+    for _, option, _, default_text, _ in limits:
+        assert f"| `{settings.env_name(option)}` | `{default_text}` |" in doc, option
