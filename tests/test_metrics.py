@@ -6,6 +6,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import settings as settings_module
+from chat.auth.ratelimit import parse_rates
 from helpers import PASSWORD
 
 
@@ -118,7 +119,7 @@ async def test_messages_sockets_batches_pools_and_broker_are_reported(api):
 
 
 @pytest.mark.gen_test
-@pytest.mark.settings(login_attempts=1)
+@pytest.mark.settings(rate_limits="on", limit_login_failures=parse_rates("1/300"))
 async def test_rate_limit_refusals_are_counted(api):
     user = await api.user()
     before = await scrape(api)
