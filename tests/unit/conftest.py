@@ -4,6 +4,11 @@
 tests/conftest.py and its database fixtures are never loaded; fakes live in
 tests/unit/fakes.py. Every test here runs with connecting refused, so a unit
 test that reaches for the network fails instead of quietly needing a server.
+
+Async tests run their coroutine with ``unit.fakes.run()``, which makes and
+closes a loop of its own. pytest-tornado's ``gen_test``/``io_loop`` are not
+for this tier: they leave an asyncio loop behind that is collected during a
+later test (an unclosed-socket warning, failing that test instead).
 """
 
 import socket
@@ -20,3 +25,9 @@ def no_connections(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture
+def io_loop() -> NoReturn:
+    """Refuses pytest-tornado's loop here (see above)."""
+    raise AssertionError("unit tests run coroutines with unit.fakes.run(), not gen_test/io_loop")

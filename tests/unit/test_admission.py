@@ -7,6 +7,7 @@ import pytest
 from chat import errors
 from chat.util.admission import FrontDoor, LoopLag, QueueDelay
 from chat.util.batching import Batcher
+from unit.fakes import run
 
 
 class Clock:
@@ -56,31 +57,33 @@ def test_one_fast_start_in_the_interval_means_no_standing_queue():
     assert not delay.overloaded(clock.now)
 
 
-@pytest.mark.gen_test
-async def test_a_batcher_refuses_new_items_while_its_queue_stands():
-    release = asyncio.Event()
-    handled = []
+def test_a_batcher_refuses_new_items_while_its_queue_stands():
+    async def scenario():
+        release = asyncio.Event()
+        handled = []
 
-    async def handle(batch):
-        await release.wait()
-        handled.extend(p.work for p in batch)
-        for p in batch:
-            p.settle(p.work)
+        async def handle(batch):
+            await release.wait()
+            handled.extend(p.work for p in batch)
+            for p in batch:
+                p.settle(p.work)
 
-    batcher = Batcher(handle, max_batch=10, workers=1, delay=QueueDelay(0.05), max_queue=3)
-    first = batcher.submit(0)  # taken at once by the worker
-    await asyncio.sleep(0)
-    queued = [batcher.submit(i) for i in (1, 2, 3)]
-    with pytest.raises(errors.Overloaded):
-        batcher.submit(4)  # the queue is full
-    await asyncio.sleep(0.08)  # and now its oldest item waited past the target
-    release.set()
-    with pytest.raises(errors.Overloaded) as refused:
-        batcher.submit(5)
-    assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "1"
-    assert await asyncio.gather(first, *queued) == [0, 1, 2, 3]
-    assert await batcher.submit(6) == 6  # drained: admitted again
-    assert handled == [0, 1, 2, 3, 6]
+        batcher = Batcher(handle, max_batch=10, workers=1, delay=QueueDelay(0.05), max_queue=3)
+        first = batcher.submit(0)  # taken at once by the worker
+        await asyncio.sleep(0)
+        queued = [batcher.submit(i) for i in (1, 2, 3)]
+        with pytest.raises(errors.Overloaded):
+            batcher.submit(4)  # the queue is full
+        await asyncio.sleep(0.08)  # and now its oldest item waited past the target
+        release.set()
+        with pytest.raises(errors.Overloaded) as refused:
+            batcher.submit(5)
+        assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "1"
+        assert await asyncio.gather(first, *queued) == [0, 1, 2, 3]
+        assert await batcher.submit(6) == 6  # drained: admitted again
+        assert handled == [0, 1, 2, 3, 6]
+
+    run(scenario())
 
 
 class Line:
