@@ -6,12 +6,16 @@ ids, so they never see each other's rows. Each test talks to a real server
 over real HTTP (and WebSockets) on a free loopback port.
 
 Set CHAT_TEST_DATABASE_URL to point the suite at another MySQL/MariaDB; the
-database named in it is ignored, a fresh one is always made beside it.
+database named in it is ignored, a fresh one is always made beside it. Without
+it, and with nothing at 127.0.0.1:3306, the run starts a private MariaDB
+(chat/ops/embedded.py; data in var/mariadb-test) and stops it at the end; with
+no MariaDB installed either, it stops at once with one line saying what to do.
 """
 
 import dataclasses
 import os
 import secrets
+import sys
 
 import pytest
 
@@ -20,8 +24,9 @@ from chat import app as app_module
 from chat.context import Context
 from chat.db import migrate
 from chat.db.pool import Database
+from chat.ops import embedded
 from chat.realtime.broker import LocalBroker, RedisBroker
-from helpers import QUERIES, SCHEMA_DIR, TEST_SECRET, ApiClient, clients_made, mysql_connect
+from helpers import QUERIES, ROOT, SCHEMA_DIR, TEST_SECRET, ApiClient, clients_made, mysql_connect
 from procs import RedisServer, ServerProcess
 
 
@@ -29,11 +34,32 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "settings(**overrides): change the server's Settings")
 
 
+def _database_environ():
+    """The environment chat/ops/embedded.py decides by, for the test run."""
+    environ = {k: v for k, v in os.environ.items() if k != "CHAT_DATABASE_URL"}
+    if "CHAT_TEST_DATABASE_URL" in environ:
+        environ["CHAT_DATABASE_URL"] = environ["CHAT_TEST_DATABASE_URL"]
+    environ.setdefault("CHAT_EMBEDDED_DB_DIR", os.path.join(ROOT, "var", "mariadb-test"))
+    return environ
+
+
+def pytest_sessionstart(session):
+    try:
+        embedded.check_available((), _database_environ())
+    except embedded.NoDatabase as exc:
+        # One line, and nothing else: there is nothing to test without a database.
+        sys.stderr.write(str(exc).replace("CHAT_DATABASE_URL", "CHAT_TEST_DATABASE_URL") + "\n")
+        sys.stderr.flush()
+        os._exit(1)
+
+
 @pytest.fixture(scope="session")
 def server_url():
     """Where MySQL/MariaDB listens, without a database chosen."""
-    base = os.environ.get("CHAT_TEST_DATABASE_URL", "mysql://root@127.0.0.1:3306/test")
-    return settings_module.DatabaseUrl.parse(base)
+    environ = _database_environ()
+    with embedded.private_database((), environ) as private:
+        base = private or environ.get("CHAT_DATABASE_URL", "mysql://root@127.0.0.1:3306/test")
+        yield settings_module.DatabaseUrl.parse(base)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ import redis
 
 import settings as settings_module
 from chat.db import migrate, sqlfile
+from chat.ops import embedded
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCHEMA_DIR = os.path.join(ROOT, "sql", "schema")
@@ -223,9 +224,14 @@ def main(argv: Sequence[str], serve: Callable[[Sequence[str]], int]) -> int:
     if first in ("-h", "--help", "help"):
         sys.stdout.write(usage())
         return 0
-    if first in COMMANDS:
-        return run_command(argv)
-    if first and not first.startswith("-"):
+    if first and first not in COMMANDS and not first.startswith("-"):
         sys.stderr.write(f"unknown command {first!r}; commands: {', '.join(COMMANDS)}\n")
         return 2
-    return serve(argv)
+    try:
+        with embedded.private_database(argv) as url:
+            if url is not None:
+                os.environ["CHAT_DATABASE_URL"] = url
+            return run_command(argv) if first in COMMANDS else serve(argv)
+    except embedded.NoDatabase as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
