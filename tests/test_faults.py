@@ -253,7 +253,11 @@ async def test_start_up_waits_for_a_database_that_comes_up(mariadb, servers):
     mariadb.kill()
     server = servers(mariadb.url("chat_late"), wait=False, db_start_wait=30)
     starting = asyncio.get_running_loop().run_in_executor(None, server.start, 40)
-    await asyncio.sleep(1.5)
+    # Wait for the line rather than a fixed time: start-up is slow on a loaded machine.
+    for _ in range(300):
+        if "unreachable" in server.log():
+            break
+        await asyncio.sleep(0.05)
     assert "unreachable" in server.log()
     mariadb.start()
     await starting
