@@ -38,10 +38,24 @@ export function configure(hooks) {
 export function deviceId() {
   let id = localStorage.getItem(DEVICE_KEY);
   if (!id) {
-    id = "web-" + randomId(8);
+    id = `${browserName()} · ${randomId(2)}`;
     localStorage.setItem(DEVICE_KEY, id);
   }
   return id;
+}
+
+// "Chrome on Linux": how the Account page of another device names this one.
+function browserName() {
+  const ua = navigator.userAgent;
+  const browser =
+    [["Edg/", "Edge"], ["Firefox/", "Firefox"], ["Chrom", "Chrome"], ["Safari/", "Safari"]].find(([k]) =>
+      ua.includes(k),
+    )?.[1] || "A browser";
+  const system =
+    [["Android", "Android"], ["iPhone", "iOS"], ["iPad", "iPadOS"], ["Windows", "Windows"], ["Mac OS", "macOS"], ["Linux", "Linux"]].find(
+      ([k]) => ua.includes(k),
+    )?.[1] || "";
+  return system ? `${browser} on ${system}` : browser;
 }
 
 export function randomId(bytes = 12) {
