@@ -665,3 +665,83 @@ def test_an_invitation_link_opened_before_signing_in(people, web_server):
     dialog.get_by_role("button", name="Join").click()
     expect(dialog.locator(".form-error")).to_contain_text("This invitation link does not work")
     person.assert_quiet(allowed=[r"status of 403"])
+
+
+def test_reload_and_new_tabs_keep_the_session_and_the_history(people, web_server):
+    owner = new_user(web_server, prime=True, name="Reloader")
+    room_of(web_server, owner, name="Kept")
+    person = people().open().sign_in(owner["userId"])
+    person.open_room("Kept")
+    for text in ("one", "two", "three"):
+        person.say(text)
+
+    # A reload gets a new access token with the stored refresh token, and
+    # reopens the room it showed, history included.
+    person.page.reload()
+    expect(person.page.locator("#conn")).to_have_text("Connected")
+    expect(person.page.locator("#room-title")).to_have_text("Kept")
+    expect(person.sent()).to_have_count(3)
+    assert person.texts() == ["one", "two", "three"]
+
+    # Two more tabs share the rotating refresh token; each refresh reads the
+    # newest one under a lock, so none replays a used one (which would end
+    # the whole session).
+    tabs = [person.context.new_page() for _ in range(2)]
+    for tab in tabs:
+        tab.goto(web_server.base_url + "/")
+    for tab in (*tabs, person.page):
+        expect(tab.locator("#conn")).to_have_text("Connected")
+    person.page.reload()
+    expect(person.page.locator("#conn")).to_have_text("Connected")
+    person.say("still signed in")
+    for tab in tabs:
+        tab.close()
+    person.assert_quiet()
+
+    # "Keep me signed in" unticked: the refresh token stays in this tab only.
+    once = people().open()
+    once.page.get_by_label("Keep me signed in on this device").uncheck()
+    once.sign_in(owner["userId"])
+    other_tab = once.context.new_page()
+    other_tab.goto(web_server.base_url + "/")
+    expect(other_tab.get_by_role("heading", name="Sign in")).to_be_visible()
+    once.page.reload()
+    expect(once.page.locator("#conn")).to_have_text("Connected")
+    once.assert_quiet()
+
+
+def test_sessions_listed_ended_and_password_changed(people, web_server):
+    user = new_user(web_server, name="Traveller")
+    laptop = people().open().sign_in(user["userId"])
+    phone = people(PHONE).open().sign_in(user["phone"])
+
+    laptop.page.get_by_role("button", name="Account").click()
+    sessions = laptop.page.locator("#session-list")
+    expect(sessions.get_by_role("listitem")).to_have_count(2)
+    expect(sessions).to_contain_text("this browser")
+    laptop.shot("account")
+    sessions.get_by_role("button", name=re.compile("^End the session")).click()
+    expect(laptop.page.locator("#notice")).to_contain_text("Signed out")
+    expect(sessions.get_by_role("listitem")).to_have_count(1)
+
+    # The phone's socket is closed, its refresh token refused: it says so.
+    expect(phone.page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(phone.page.locator("#notice")).to_have_text(
+        "Your session has ended. Please sign in again."
+    )
+    phone.assert_quiet(allowed=[r"status of 401"])
+
+    form = laptop.page.locator("#password-form")
+    form.get_by_label("Current password").fill("not my password")
+    form.get_by_label("New password").fill("a brand new password")
+    form.get_by_role("button", name="Change password").click()
+    expect(form.locator(".form-error")).to_have_text("Your current password is wrong.")
+    form.get_by_label("Current password").fill(PASSWORD)
+    form.get_by_role("button", name="Change password").click()
+    expect(laptop.page.locator("#notice")).to_have_text(
+        "Password changed. Every other session was signed out."
+    )
+    laptop.page.locator("#account-view").get_by_role("button", name="Sign out").first.click()
+    expect(laptop.page.get_by_role("heading", name="Sign in")).to_be_visible()
+    laptop.sign_in(user["userId"], "a brand new password")
+    laptop.assert_quiet(allowed=[r"status of 401"])
