@@ -20,9 +20,9 @@ check: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# QUICK=1: the short run (under two minutes); BENCH_ARGS: any option of bench/run.py --help.
+# QUICK=1: the short run (under two minutes); BENCH_ARGS: any option of python -m bench.run --help.
 bench: $(VENV)/.dev
-	$(PY) bench/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)
+	$(PY) -m bench.run $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -2,7 +2,7 @@
 
     python bench/loadgen.py SPEC.json RESULT.json
 
-``bench/run.py`` writes the spec, starts one or more of these processes and
+``python -m bench.run`` writes the spec, starts one or more of these processes and
 steers them over stdin/stdout, so several of them start their measurement at
 the same moment:
 

@@ -11,6 +11,7 @@ request), the server recovers by itself, and nothing acknowledged is lost.
 
 import asyncio
 import signal
+import sys
 import time
 
 import pymysql
@@ -18,7 +19,7 @@ import pytest
 
 import settings as settings_module
 from helpers import TEST_SECRET, ApiClient
-from procs import MariaDBServer, ServerProcess, free_port
+from procs import ROOT, MariaDBServer, ServerProcess, free_port
 
 # The contract's bound, plus room for a loaded CI machine's scheduling.
 BOUND = 2.0
@@ -334,3 +335,112 @@ def _logged(server, text):
 async def _status(api, path, status):
     resp = await api.get(path)
     return resp.status == status
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_server_killed_mid_traffic_loses_nothing_acknowledged(mariadb, servers):
+    db_url = mariadb.url("chat_crash")
+    first = servers(db_url)
+    api = first.api
+    rooms = [await room_of(api, members=2) for _ in range(3)]
+    owner_rooms = [room_id for room_id, _ in rooms]
+    # Non-prime joiners whose free join is used up: each further room costs 150 coins.
+    joiners = [await api.user(coins=300) for _ in range(8)]
+    free_rooms = [(await room_of(api, members=1))[0] for _ in range(2)]
+    for i, user in enumerate(joiners):  # the first room of each is free
+        assert (await api.join(user, free_rooms[i % 2])).status == 200
+    acked, joined = {}, set()
+    statuses = []
+    state = {"api": api}
+
+    async def sender(user, room_id, name):
+        for n in range(1000):
+            client_id = f"{name}-{n}"
+            while True:  # the same clientMsgId until acknowledged, across the restart
+                try:
+                    resp = await send(state["api"], user, room_id, f"m {client_id}", client_id)
+                except Exception:
+                    resp = None
+                if resp is not None and resp.status in (200, 201):
+                    acked[client_id] = (room_id, resp.body["message"]["seq"])
+                    break
+                statuses.append(None if resp is None else resp.status)
+                if state.get("done"):
+                    return
+                await asyncio.sleep(0.05)
+            if state.get("done"):
+                return
+
+    async def joiner(user, room_id):
+        while not state.get("done"):
+            try:
+                resp = await state["api"].join(user, room_id)
+            except Exception:
+                resp = None
+            if resp is not None and resp.status in (200, 402, 409):
+                if resp.status == 200:
+                    joined.add((room_id, user.user_id))
+                return
+            await asyncio.sleep(0.05)
+
+    tasks = [
+        asyncio.ensure_future(sender(users[i], room_id, f"{room_id}.{i}"))
+        for room_id, users in rooms
+        for i in range(2)
+    ]
+    tasks += [
+        asyncio.ensure_future(joiner(user, owner_rooms[(i + k) % 3]))
+        for i, user in enumerate(joiners)
+        for k in range(2)
+    ]
+    await asyncio.sleep(0.4)
+    first.signal(signal.SIGKILL)
+    await asyncio.get_running_loop().run_in_executor(None, first.wait, 10)
+    second = servers(db_url)  # a new process on the same database
+    state["api"] = second.api
+    await asyncio.sleep(1.0)
+    state["done"] = True
+    await asyncio.gather(*tasks)
+
+    conn = mariadb.connect("chat_crash")
+    try:
+        with conn.cursor() as cur:
+            for room_id in owner_rooms:
+                cur.execute(
+                    "SELECT seq, client_msg_id FROM messages WHERE room_id = %s ORDER BY seq",
+                    (room_id,),
+                )
+                stored = cur.fetchall()
+                assert [s for s, _ in stored] == list(range(1, len(stored) + 1))
+                ids = [c for _, c in stored]
+                assert len(ids) == len(set(ids))  # retries stored once
+                for client_id, (acked_room, seq) in acked.items():
+                    if acked_room == room_id:
+                        assert (seq, client_id) in stored, client_id
+                cur.execute(
+                    "SELECT COUNT(*), (SELECT member_count FROM rooms WHERE room_id = %s) "
+                    "FROM room_members WHERE room_id = %s",
+                    (room_id, room_id),
+                )
+                members, counted = cur.fetchone()
+                assert members == counted <= 6
+            for room_id, user_id in joined:
+                cur.execute(
+                    "SELECT 1 FROM room_members WHERE room_id = %s AND user_id = %s",
+                    (room_id, user_id),
+                )
+                assert cur.fetchone(), (room_id, user_id)
+    finally:
+        conn.close()
+    assert acked and joined
+    check = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "server.py",
+        "check-ledger",
+        cwd=ROOT,
+        env=second.env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await check.communicate()
+    assert check.returncode == 0, out.decode()

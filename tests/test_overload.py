@@ -118,3 +118,27 @@ async def test_a_websocket_frame_past_the_bound_gets_an_overloaded_error_frame(a
     assert refused > 0 and acked > 0
     (row,) = query(sql, "SELECT COUNT(*) AS n FROM messages WHERE room_id = %s", room_id)
     assert row["n"] == acked
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.settings(queue_delay_ms=1)
+async def test_refusals_and_queueing_delays_are_in_the_metrics(api):
+    room_id, users = await room_with(api, 2)
+    results = await asyncio.gather(*(send(api, users[i % 2], room_id, f"m{i}") for i in range(120)))
+    refused = sum(1 for r in results if r.status == 503)
+    text = (await api.http.fetch(api.base_url + "/metrics")).body.decode()
+    assert 'chat_queue_delay_seconds{queue="message_0"}' in text
+    assert 'chat_queue_delay_seconds{queue="db_writes"}' in text
+    assert "chat_db_up 1.0" in text
+    line = next(
+        (
+            x
+            for x in text.splitlines()
+            if x.startswith("chat_refusals_total{")
+            and 'reason="overloaded"' in x
+            and 'transport="http"' in x
+        ),
+        None,
+    )
+    if refused:
+        assert line is not None and float(line.rsplit(" ", 1)[1]) >= refused

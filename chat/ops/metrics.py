@@ -28,7 +28,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from chat.api.schemas import PATH_ID
 
@@ -182,6 +182,31 @@ class _State:
             waiting.add_metric([name], stats["waiting"])
             limit.add_metric([name], stats["max"])
         yield from (in_use, waiting, limit)
+        delay = GaugeMetricFamily(
+            "chat_queue_delay_seconds",
+            "Queueing delay (arrival to start of work) of the last item started, by queue "
+            "(message and join lanes, database pools); past CHAT_QUEUE_DELAY_MS new work is "
+            "refused.",
+            labels=["queue"],
+        )
+        for writer in ("message", "join"):
+            lanes = getattr(ctx, f"{writer}_writer").lanes
+            for i, lane in enumerate(lanes):
+                name = f"{writer}_slow" if i == len(lanes) - 1 else f"{writer}_{i}"
+                delay.add_metric([name], lane.delay.last)
+        for pool in ctx.db.pools:
+            delay.add_metric([f"db_{pool.name}"], pool.delay.last)
+        yield delay
+        up = GaugeMetricFamily(
+            "chat_db_up", "1 while the database answers; 0 while calls are answered 503."
+        )
+        up.add_metric([], 1 if ctx.db.health.up else 0)
+        yield up
+        outages = CounterMetricFamily(
+            "chat_db_outages", "Times the database stopped answering since start-up."
+        )
+        outages.add_metric([], ctx.db.health.outages)
+        yield outages
         broker = GaugeMetricFamily(
             "chat_broker_state",
             "1 for the broker's state: ok, down (Redis unreachable), not_configured (no Redis).",

@@ -16,6 +16,8 @@ import weakref
 
 from tornado import httputil
 
+from chat.ops import metrics
+
 REFUSAL_BODY = (
     b'{"error":{"code":"overloaded","message":"The server is overloaded; try again shortly.",'
     b'"details":{"retryAfter":1}}}'
@@ -52,6 +54,7 @@ class InFlight(httputil.HTTPServerConnectionDelegate):
 
     def answer_refused(self, connection):
         self.refused += 1
+        metrics.refused("overloaded", "http")
         connection.write_headers(
             httputil.ResponseStartLine("HTTP/1.1", 503, "Service Unavailable"),
             httputil.HTTPHeaders(self._refusal_headers),
