@@ -43,8 +43,10 @@ class Context:
             ),
             limits=ratelimit.Limits(settings, ratelimit.make_limiter(settings)),
             message_writer=MessageWriter(db, broker, queue_delay=settings.queue_delay_ms / 1000),
+            # A join is a one-off action a person waits for (and a contended
+            # room's joins queue behind each other): five times the bound.
             join_writer=JoinWriter(
-                db, broker, settings.join_price, queue_delay=settings.queue_delay_ms / 1000
+                db, broker, settings.join_price, queue_delay=5 * settings.queue_delay_ms / 1000
             ),
         )
 
