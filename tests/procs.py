@@ -213,6 +213,7 @@ class MariaDBServer:
         self.datadir = os.path.join(self._dir, "data")
         self._proc = None
         self._frozen = False
+        self._started_once = False  # then its clients know its port: keep it
         subprocess.run(
             [
                 _binary("mariadb-install-db", "mysql_install_db"),
@@ -233,7 +234,30 @@ class MariaDBServer:
 
         return settings_module.DatabaseUrl("127.0.0.1", self.port, "root", "", database)
 
-    def start(self):
+    def start(self, attempts=3):
+        """Start it (again); on a port someone took meanwhile, try another (first start only)."""
+        for attempt in range(attempts):
+            try:
+                return self._start()
+            except (RuntimeError, TimeoutError):
+                if self._proc is not None and self._proc.poll() is None:
+                    self._proc.kill()
+                    self._proc.wait()
+                self._proc = None
+                if attempt == attempts - 1:
+                    raise RuntimeError(f"mariadbd did not start:\n{self.error_log()}") from None
+                if not self._started_once:
+                    self.port = free_port()
+        return self
+
+    def error_log(self, lines=30):
+        try:
+            with open(os.path.join(self._dir, "error.log"), errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return "(no error log)"
+
+    def _start(self):
         self._proc = subprocess.Popen(
             [
                 _binary("mariadbd", "mysqld"),
@@ -254,7 +278,8 @@ class MariaDBServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_until(self.answers, 30, f"mariadbd on port {self.port} did not answer")
+        wait_until(self.answers, 60, f"mariadbd on port {self.port} did not answer")
+        self._started_once = True
         return self
 
     def answers(self):
