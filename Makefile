@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 run: $(VENV)/.runtime
 	$(PY) server.py
 
-test: $(VENV)/.dev /usr/bin/chromium
+test: $(VENV)/.dev /usr/bin/chromium /usr/sbin/nginx
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The unit tier alone: no database, Redis or sockets (tests/unit/conftest.py only).
@@ -38,6 +38,10 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 # The browser tests drive Debian's Chromium; install it where it is missing.
 /usr/bin/chromium:
 	apt-get update && apt-get install -y chromium
+
+# tests/test_nginx.py runs Debian's nginx (docs/deployment.md's configuration).
+/usr/sbin/nginx:
+	apt-get update && apt-get install -y nginx-light
 
 clean:
 	rm -rf $(VENV)
