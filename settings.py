@@ -194,21 +194,30 @@ def _public_origin(text: str) -> str:
     return origin
 
 
-def _stored_jwt_secret(var_dir: str) -> str:
-    """The secret kept in ``var_dir``, generated there the first time."""
-    path = os.path.join(var_dir, "jwt_secret")
+def _stored_secret(var_dir: str, name: str) -> str:
+    """The secret kept in ``var_dir/name`` (mode 0600), generated there the first time."""
+    path = os.path.join(var_dir, name)
+    setting_name = env_name(name)
     if os.path.exists(path):
         with open(path, encoding="ascii") as f:
             secret = f.read().strip()
-        log.info("CHAT_JWT_SECRET is not set; using the secret kept in %s", path)
+        log.info("%s is not set; using the one kept in %s", setting_name, path)
         return secret
     os.makedirs(var_dir, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as f:
         f.write(secret + "\n")
-    log.warning("CHAT_JWT_SECRET is not set; generated one and kept it in %s", path)
+    log.warning("%s is not set; generated one and kept it in %s", setting_name, path)
     return secret
+
+
+def _stored_jwt_secret(var_dir: str) -> str:
+    return _stored_secret(var_dir, "jwt_secret")
+
+
+def _stored_admin_key(var_dir: str) -> str:
+    return _stored_secret(var_dir, "admin_key")
 
 
 def _rates(text: str) -> tuple[Rate, ...]:
@@ -320,20 +329,22 @@ class Settings:
     )
     jwt_secret: str = setting(
         "",
-        "HS256 secret. When unset, one is generated into `var/jwt_secret` "
-        "(mode 0600) and reused, so a restart keeps tokens valid; give every process the "
-        "same secret",
+        "HS256 secret; when unset, generated into `var/jwt_secret` (mode 0600, reused); "
+        "every process needs the same",
         checks=[empty_or_at_least_bytes(32)],
         secret=True,
         when_empty=_stored_jwt_secret,
         shown="generated",
     )
-    token_ttl: int = setting(
-        900, "seconds an access token lives (a client refreshes it)", checks=[at_least(60)]
+    token_ttl: int = setting(900, "seconds an access token lives", checks=[at_least(60)])
+    bcrypt_queue: int = setting(
+        16,
+        "bcrypt checks that may wait for a thread (more: `503 overloaded`)",
+        checks=[at_least(0)],
     )
     refresh_ttl: int = setting(
         2592000,
-        "seconds a refresh token lives (each refresh issues a new one)",
+        "seconds a refresh token lives",
         checks=[at_least(300)],
     )
     bcrypt_rounds: int = setting(
@@ -342,16 +353,18 @@ class Settings:
         checks=[between(4, 31), for_tests_below(10, 12)],
     )
     signup_grants: str = setting(
-        "open",
+        "operator",
         "`open`: registration may set `availCoins` and `isPrime`; `operator`: only the "
         "admin API may",
         checks=[one_of("open", "operator")],
     )
     admin_key: str = setting(
         "",
-        "`X-Admin-Key` of `POST /api/admin/users/{userId}/grants` (empty disables the endpoint)",
+        "`X-Admin-Key` of the operator API; when unset, generated into `var/admin_key`",
         checks=[empty_or_at_least_chars(16)],
         secret=True,
+        when_empty=_stored_admin_key,
+        shown="generated",
     )
     allowed_origins: tuple[str, ...] = setting(
         (),
@@ -362,15 +375,15 @@ class Settings:
     )
     public_origin: str = setting(
         "",
-        "the origin browsers use (`https://chat.example`), trusted for WebSockets and CSP "
-        "(never the request's `Host`); empty: `http://CHAT_HOST:CHAT_PORT`",
+        "origin browsers use (`https://chat.example`), trusted for WebSockets; empty: "
+        "`http://CHAT_HOST:CHAT_PORT`",
         text="",
         parse=_public_origin,
         accepted="empty, or an `http://` or `https://` origin",
     )
     http_idle_timeout: float = setting(
         60.0,
-        "seconds an idle keep-alive HTTP connection is kept open",
+        "seconds an idle HTTP connection stays open",
         checks=[at_least(1)],
     )
     join_price: int = setting(
@@ -426,8 +439,7 @@ class Settings:
     )
     rate_limits: str = setting(
         "on",
-        "`off`: no rate limits (tests and benchmarks only); shared through Redis when "
-        "`CHAT_REDIS_URL` is set",
+        "`off`: no rate limits (tests, benchmarks)",
         checks=[one_of("on", "off")],
     )
     limit_login_failures: tuple[Rate, ...] = _limit(
@@ -462,7 +474,7 @@ class Settings:
     )
     ws_per_user: int = setting(
         10,
-        "WebSockets per user per process (beyond: close 4008)",
+        "sockets per user per process (more: close 4008)",
         checks=[at_least(1)],
     )
 

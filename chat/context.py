@@ -28,7 +28,7 @@ class Context:
 
     @classmethod
     def build(cls, settings, db, broker):
-        passwords = PasswordHasher(settings.bcrypt_rounds)
+        passwords = PasswordHasher(settings.bcrypt_rounds, max_waiting=settings.bcrypt_queue)
         return cls(
             settings=settings,
             db=db,

@@ -13,6 +13,7 @@ no MariaDB installed either, it stops at once with one line saying what to do.
 """
 
 import dataclasses
+import logging
 import os
 import secrets
 import sys
@@ -26,7 +27,16 @@ from chat.db import migrate
 from chat.db.pool import Database
 from chat.ops import embedded
 from chat.realtime.broker import LocalBroker, RedisBroker
-from helpers import QUERIES, ROOT, SCHEMA_DIR, TEST_SECRET, ApiClient, clients_made, mysql_connect
+from helpers import (
+    QUERIES,
+    ROOT,
+    SCHEMA_DIR,
+    TEST_SECRET,
+    ApiClient,
+    clients_made,
+    mysql_connect,
+    secrets_in_log,
+)
 from procs import RedisServer, ServerProcess
 
 
@@ -98,6 +108,9 @@ def settings(request, database):
         "bcrypt_rounds": 4,
         "db_pool_size": 30,
         "rate_limits": "off",
+        # Most tests make prime users and coins by registration; tests of the
+        # operator grants (the default) set signup_grants="operator".
+        "signup_grants": "open",
         "queue_delay_ms": 2000.0,
     }
     marker = request.node.get_closest_marker("settings")
@@ -197,6 +210,43 @@ def server_procs(database, io_loop):
             server.api.close()
     failures = [log for log in logs if "Traceback" in log]
     assert not failures, "a server logged an exception:\n" + "\n".join(failures)
+    leaks = [found for log in logs for found in secrets_in_log(log)]
+    assert not leaks, f"a server logged secrets: {leaks}"
+
+
+class _LogScanner(logging.Handler):
+    """Checks every log record of the run, as it is emitted, for secrets."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.leaks = []
+
+    def emit(self, record):
+        try:
+            text = self.format(record)
+        except Exception:
+            text = str(record.msg)
+        found = secrets_in_log(text)
+        if found:
+            self.leaks.append((record.name, found, text[:200]))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_in_logs():
+    """The whole run's log (every logger, INFO and up) holds no token, password or hash."""
+    scanner = _LogScanner()
+    scanner.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(scanner)
+    previous = {name: logging.getLogger(name).level for name in ("chat", "tornado")}
+    for name in previous:
+        logging.getLogger(name).setLevel(logging.INFO)
+    yield scanner
+    root.removeHandler(scanner)
+    for name, level in previous.items():
+        logging.getLogger(name).setLevel(level)
+    # Redacted: the scanner reports which logger and what kind, not the secret itself.
+    assert not scanner.leaks, [(name, found) for name, found, _ in scanner.leaks]
 
 
 # -- the web client in a real browser (tests/test_webclient.py) ----------------

@@ -26,6 +26,39 @@ TEST_SECRET = "test-secret-" + secrets.token_hex(16)
 PASSWORD = "correct horse battery"
 
 
+# Every token the server issued during the run (access, refresh, invitation) and
+# the test password: none may ever appear in a log line (see secrets_in_log).
+ISSUED_SECRETS = set()
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
+URLSAFE_TOKEN = re.compile(r"[A-Za-z0-9_-]{43,}")
+LOGGED_HASH = re.compile(r"\$2[aby]\$[0-9]{2}\$")
+
+
+def remember_issued_secrets(body):
+    if isinstance(body, dict):
+        for key in ("token", "refreshToken"):
+            if isinstance(body.get(key), str):
+                ISSUED_SECRETS.add(body[key])
+        invitation = body.get("invitation")
+        if isinstance(invitation, dict) and isinstance(invitation.get("token"), str):
+            ISSUED_SECRETS.add(invitation["token"])
+
+
+def secrets_in_log(text):
+    """What a log text must never hold: tokens, bcrypt hashes, the test password."""
+    found = []
+    if JWT.search(text):
+        found.append("a JWT")
+    if LOGGED_HASH.search(text):
+        found.append("a bcrypt hash")
+    if PASSWORD in text:
+        found.append("the test password")
+    for word in URLSAFE_TOKEN.findall(text):
+        if word in ISSUED_SECRETS:
+            found.append("an issued refresh or invitation token")
+    return found
+
+
 def mysql_connect(url, database=None):
     return pymysql.connect(
         host=url.host,
@@ -174,6 +207,7 @@ class ApiClient:
         parsed = None
         if resp.body:
             parsed = json.loads(resp.body)
+            remember_issued_secrets(parsed)
         return Response(resp.code, parsed, resp.headers, resp.body or b"")
 
     async def post(self, path, body=None, **kw):

@@ -136,6 +136,7 @@ class ServerProcess:
             self.env["CHAT_REDIS_URL"] = redis_url
         # Off unless a test asks: the suite makes many users from one address.
         self.env["CHAT_RATE_LIMITS"] = "off"
+        self.env["CHAT_SIGNUP_GRANTS"] = "open"
         for name, value in settings.items():
             self.env["CHAT_" + name.upper()] = str(value)
         self._log = tempfile.NamedTemporaryFile(prefix="chat-server-", suffix=".log", delete=False)

@@ -20,7 +20,8 @@ def test_every_setting_is_an_option_with_the_settings_default(tmp_path) -> None:
     loaded = settings_module.load_settings(
         ["server.py"], environ={"CHAT_JWT_SECRET": secret}, var_dir=str(tmp_path)
     )
-    assert loaded == settings_module.Settings(jwt_secret=secret)
+    # The admin key, when unset, is generated into var_dir (as the JWT secret would be).
+    assert loaded == settings_module.Settings(jwt_secret=secret, admin_key=loaded.admin_key)
     for _, option, _, _, _ in settings_module.rows():
         if option.startswith("limit_"):  # one CHAT_LIMIT_* row; docs/security.md lists each
             assert "`CHAT_LIMIT_*`" in settings_module.markdown()

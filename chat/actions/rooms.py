@@ -146,7 +146,7 @@ async def join_room(
         await ctx.limits.take(*guesses)
         try:
             right = await ctx.room_passwords.verify(room_id, password, password_hash)
-        except errors.NotFound:
+        except (errors.NotFound, errors.Overloaded):  # no guess was checked
             await ctx.limits.refunded(*guesses)
             raise
         if not right:

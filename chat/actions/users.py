@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from chat import errors
@@ -100,7 +101,11 @@ async def login(
     account = ids.fold(user["user_id"] if user else named)
     failures = failure_limits(account, address)
     await ctx.limits.take(("logins_address", address), *failures)
-    ok = await ctx.passwords.verify(password, user["password_hash"] if user else None)
+    try:
+        ok = await ctx.passwords.verify(password, user["password_hash"] if user else None)
+    except errors.Overloaded:  # not checked: not an attempt either
+        await ctx.limits.refunded(("logins_address", address), *failures)
+        raise
     if not ok or user is None:
         raise errors.InvalidCredentials()
     # Right: this attempt was no failure. Earlier failures still count (they
@@ -134,9 +139,14 @@ async def get_profile(ctx: Context, *, viewer_id: str, user_id: str) -> Profile:
 
 
 async def grant(
-    ctx: Context, *, user_id: str, coins: int = 0, is_prime: bool | None = None
+    ctx: Context,
+    *,
+    user_id: str,
+    coins: int = 0,
+    is_prime: bool | None = None,
+    actor: str = "operator",
 ) -> Account:
-    """An operator's grant of coins and/or prime, recorded in the coin ledger."""
+    """An operator's grant of coins and/or prime: coins in the coin ledger, each an audit row."""
 
     async def apply(tx: Transaction) -> Account:
         user = await tx.fetch_one("lock_user", user_id=user_id)
@@ -157,6 +167,20 @@ async def grant(
         if is_prime is not None:
             await tx.execute("set_prime", user_id=user_id, is_prime=is_prime)
             user["is_prime"] = is_prime
+        audited = []
+        if coins:
+            audited.append(("grant_coins", {"coins": coins}))
+        if is_prime is not None:
+            audited.append(("set_prime", {"isPrime": is_prime}))
+        for action, details in audited:
+            await tx.execute(
+                "insert_audit",
+                action=action,
+                actor=actor[:64],
+                user_id=user["user_id"],
+                details=json.dumps(details),
+                created_at=utcnow(),
+            )
         return Account.from_row(user)
 
     return await ctx.db.transaction("operator_grant", apply)

@@ -1,7 +1,9 @@
 """Password hashing and checking, and the operator's admin key.
 
 bcrypt is slow on purpose (about 270 ms a hash at cost 12), so it runs in a
-thread pool and never on the IO loop.
+thread pool and never on the IO loop. The pool's queue is bounded: beyond
+``max_waiting`` checks waiting for a thread, a new one is refused at once with
+``503 overloaded`` rather than waiting behind seconds of others' bcrypt.
 """
 
 import asyncio
@@ -10,19 +12,27 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import bcrypt
 
+from chat import errors
 from chat.util.lru import Lru
+
+T = TypeVar("T")
 
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further
 
 
 class PasswordHasher:
-    def __init__(self, rounds, workers=None):
+    def __init__(self, rounds: int, workers: int | None = None, max_waiting: int = 16) -> None:
         self.rounds = rounds
+        self.workers = workers or os.cpu_count() or 2
+        self.max_waiting = max_waiting
+        self.in_flight = 0  # hashes and checks running or waiting for a thread
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=workers or os.cpu_count() or 2, thread_name_prefix="bcrypt"
+            max_workers=self.workers, thread_name_prefix="bcrypt"
         )
         # Checked against when the user does not exist, so a failed login
         # takes as long whether or not the account is there.
@@ -30,11 +40,19 @@ class PasswordHasher:
 
     async def hash(self, password):
         salt = bcrypt.gensalt(self.rounds)
-        loop = asyncio.get_running_loop()
-        hashed = await loop.run_in_executor(
-            self._executor, bcrypt.hashpw, password.encode("utf-8"), salt
-        )
+        hashed = await self._run(bcrypt.hashpw, password.encode("utf-8"), salt)
         return hashed.decode("ascii")
+
+    async def _run(self, work: Callable[..., T], *args: Any) -> T:
+        """Run bcrypt work in the pool, or refuse it at once when the queue is full."""
+        if self.in_flight >= self.workers + self.max_waiting:
+            raise errors.Overloaded("Too many password checks are waiting; try again shortly.")
+        self.in_flight += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, work, *args)
+        finally:
+            self.in_flight -= 1
 
     async def verify(self, password, hashed):
         """True when ``password`` matches ``hashed``; ``hashed=None`` checks a decoy.
@@ -45,10 +63,7 @@ class PasswordHasher:
         secret = password.encode("utf-8")
         usable = hashed is not None and len(secret) <= MAX_PASSWORD_BYTES
         target = hashed.encode("ascii") if usable else self._decoy
-        loop = asyncio.get_running_loop()
-        ok = await loop.run_in_executor(
-            self._executor, bcrypt.checkpw, secret[:MAX_PASSWORD_BYTES], target
-        )
+        ok = await self._run(bcrypt.checkpw, secret[:MAX_PASSWORD_BYTES], target)
         return ok and usable
 
     def close(self):

@@ -54,7 +54,11 @@ class GrantHandler(AdminHandler):
     async def post(self, user_id: str) -> None:
         body = self.json_body("grant")
         user = await users.grant(
-            self.ctx, user_id=user_id, coins=body.get("coins", 0), is_prime=body.get("isPrime")
+            self.ctx,
+            user_id=user_id,
+            coins=body.get("coins", 0),
+            is_prime=body.get("isPrime"),
+            actor=f"admin-key@{self.request.remote_ip}",
         )
         self.reply(200, {"user": views.own_profile(user)})
 

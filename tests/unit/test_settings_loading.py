@@ -93,7 +93,7 @@ def test_a_flag_wins_over_the_environment(tmp_path):
     )
     assert (s.port, s.signup_grants) == (9002, "open")
     defaults = load(tmp_path, CHAT_JWT_SECRET=JWT_SECRET)
-    assert (defaults.port, defaults.signup_grants, defaults.bcrypt_rounds) == (8888, "open", 12)
+    assert (defaults.port, defaults.signup_grants, defaults.bcrypt_rounds) == (8888, "operator", 12)
 
 
 def test_a_missing_jwt_secret_is_generated_once_and_kept(tmp_path):
