@@ -201,7 +201,7 @@ def _stored_secret(var_dir: str, name: str) -> str:
     if os.path.exists(path):
         with open(path, encoding="ascii") as f:
             secret = f.read().strip()
-        log.info("%s is not set; using the one kept in %s", setting_name, path)
+        log.debug("%s is not set; using the one kept in %s", setting_name, path)
         return secret
     os.makedirs(var_dir, exist_ok=True)
     secret = secrets.token_urlsafe(48)

@@ -137,6 +137,8 @@ class ServerProcess:
         # Off unless a test asks: the suite makes many users from one address.
         self.env["CHAT_RATE_LIMITS"] = "off"
         self.env["CHAT_SIGNUP_GRANTS"] = "open"
+        # Set, so that no test run writes a generated key into the checkout's var/.
+        self.env["CHAT_ADMIN_KEY"] = "test-admin-key-" + "k" * 16
         for name, value in settings.items():
             self.env["CHAT_" + name.upper()] = str(value)
         self._log = tempfile.NamedTemporaryFile(prefix="chat-server-", suffix=".log", delete=False)

@@ -43,6 +43,7 @@ def ops(*args, database=None, **settings):
     """``python server.py *args`` with the settings given; returns (exit code, stdout, stderr)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
     env["CHAT_JWT_SECRET"] = TEST_SECRET
+    env["CHAT_ADMIN_KEY"] = "ops-test-admin-key-" + "k" * 16
     if database is not None:
         env["CHAT_DATABASE_URL"] = database_url(database)
     for name, value in settings.items():
