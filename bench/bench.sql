@@ -57,3 +57,10 @@ SELECT COUNT(*) AS n FROM rooms r
 LEFT JOIN (SELECT room_id, COUNT(*) AS stored, MAX(seq) AS top FROM messages
            GROUP BY room_id) m ON m.room_id = r.room_id
 WHERE COALESCE(m.stored, 0) <> r.last_seq OR COALESCE(m.top, 0) <> r.last_seq;
+
+-- name: seed_session
+-- A live session per seeded user: its tokens (issued by the bench) name it.
+INSERT INTO sessions (session_id, user_id, device_id, refresh_hash, refresh_expires_at,
+                      created_at, last_used_at)
+VALUES (%(session_id)s, %(user_id)s, 'bench', %(refresh_hash)s, %(refresh_expires_at)s,
+        %(created_at)s, %(created_at)s);

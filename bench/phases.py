@@ -22,7 +22,7 @@ from bench.processes import (
     tell,
     wait_healthy,
 )
-from bench.seeding import PASSWORD, ROOM_PASSWORD
+from bench.seeding import PASSWORD, ROOM_PASSWORD, session_id
 from chat.auth.tokens import TokenIssuer
 
 PHASES = ("http", "e2e", "e2e_http", "open", "overload", "joins", "ceiling", "conns", "two")
@@ -48,7 +48,7 @@ class Bench:
 
     def token(self, user_id):
         if user_id not in self._token_cache:
-            self._token_cache[user_id] = self.tokens.issue(user_id)[0]
+            self._token_cache[user_id] = self.tokens.issue(user_id, session_id(user_id))[0]
         return self._token_cache[user_id]
 
     def start_server(self, name, redis=False):

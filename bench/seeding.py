@@ -3,6 +3,7 @@
 import base64
 import dataclasses
 import datetime
+import hashlib
 import math
 import os
 import secrets
@@ -35,6 +36,11 @@ class Seeded:
     join_rooms: list
     join_users: list
     login_users: list
+
+
+def session_id(user_id):
+    """The seeded session of a bench user (its tokens carry it as ``sid``)."""
+    return hashlib.md5(user_id.encode()).hexdigest()
 
 
 class BenchDatabase:
@@ -164,6 +170,21 @@ class BenchDatabase:
             self.many(conn, "seed_room", rooms)
             self.many(conn, "seed_member", members)
             self.many(conn, "seed_grant", grants)
+            # Tokens name a live session (sql/schema/0003_sessions.sql).
+            self.many(
+                conn,
+                "seed_session",
+                [
+                    {
+                        "session_id": session_id(u["user_id"]),
+                        "user_id": u["user_id"],
+                        "refresh_hash": hashlib.sha256(u["user_id"].encode()).digest(),
+                        "refresh_expires_at": now + datetime.timedelta(days=1),
+                        "created_at": now,
+                    }
+                    for u in users
+                ],
+            )
         finally:
             conn.close()
         return Seeded(msg_rooms, conn_rooms, join_rooms, join_users, login_users)
