@@ -112,20 +112,6 @@ async def close_websockets(hub, in_flight):
         )
 
 
-def make_broker(settings):
-    """Redis fan-out when CHAT_REDIS_URL is set, else fan-out inside this process.
-
-    Redis pub/sub channels ignore the database number in the URL, so the
-    channel names carry the MySQL database's name: deployments sharing one
-    Redis keep apart, and processes sharing a database share rooms.
-    """
-    if settings.redis_url:
-        return broker_module.RedisBroker(
-            settings.redis_url, prefix=f"chat:{settings.database.database}:"
-        )
-    return broker_module.LocalBroker()
-
-
 async def start(settings):
     """Everything the server needs, listening; returns a coroutine function that stops it."""
     queries = sqlfile.load_dir(QUERIES_DIR)
@@ -133,7 +119,7 @@ async def start(settings):
     if applied:
         log.info("schema brought up to date: %s", ", ".join(applied))
     db = await Database.open(settings, queries)
-    broker = make_broker(settings)
+    broker = broker_module.from_settings(settings)
     await broker.start()
     log.info("fan-out: %s", "Redis pub/sub" if settings.redis_url else "in this process only")
     ctx = Context.build(settings, db, broker)

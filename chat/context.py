@@ -1,5 +1,7 @@
 """What every handler and action needs, built once at start-up and passed down."""
 
+from __future__ import annotations
+
 import dataclasses
 
 from chat.actions.join_writer import JoinWriter
@@ -9,14 +11,17 @@ from chat.auth.passwords import PasswordHasher, VerifiedPasswords
 from chat.auth.revocations import Revocations
 from chat.auth.tokens import TokenIssuer
 from chat.db.lookup import BatchedLookup
+from chat.db.pool import Database
+from chat.realtime.broker import Broker
 from chat.util import ids
+from settings import Settings
 
 
 @dataclasses.dataclass
 class Context:
-    settings: object
-    db: object
-    broker: object
+    settings: Settings
+    db: Database
+    broker: Broker
     passwords: PasswordHasher
     room_passwords: VerifiedPasswords
     tokens: TokenIssuer
@@ -27,7 +32,7 @@ class Context:
     join_writer: JoinWriter
 
     @classmethod
-    def build(cls, settings, db, broker):
+    def build(cls, settings: Settings, db: Database, broker: Broker) -> Context:
         passwords = PasswordHasher(settings.bcrypt_rounds, max_waiting=settings.bcrypt_queue)
         return cls(
             settings=settings,
@@ -50,5 +55,5 @@ class Context:
             ),
         )
 
-    def close(self):
+    def close(self) -> None:
         self.passwords.close()

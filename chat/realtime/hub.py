@@ -20,14 +20,14 @@ for (``after``) are replayed from the database up to the point where the
 channel feeds it, then switched to live delivery, so nothing is missed or
 repeated at the seam.
 
-What the hub needs of a socket: ``user_id``, ``claims``, ``send_frame(bytes)``
-(returns the write's future, or None when the socket is gone),
-``max_pending`` (bytes), ``drop_slow()`` and ``close(code, reason)``.
+What the hub needs of a socket is ``Socket``.
 """
+
+from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chat import errors
 from chat.actions import messages
@@ -38,13 +38,36 @@ from chat.util import ids
 from chat.util.compact_json import encode
 from chat.util.tasks import background
 
+if TYPE_CHECKING:
+    from chat.context import Context
+
 log = logging.getLogger("chat.hub")
 
 # Pauses between attempts to read missing messages when the database fails.
 FILL_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
-def message_frame(message_json):
+class Socket(Protocol):
+    """What the hub needs of a WebSocket (``chat.web.socket.SocketHandler``)."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    # The login token's claims; None until the socket has authenticated.
+    claims: dict[str, Any] | None
+    # Bytes of output that may wait for the client before it is dropped.
+    max_pending: int
+
+    def send_frame(self, frame: bytes) -> asyncio.Future[None] | None:
+        """Queue one encoded text frame; the write's future, or None when not sent."""
+
+    def drop_slow(self) -> None:
+        """Disconnect a client that does not read what it is sent."""
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
+
+def message_frame(message_json: dict[str, Any]) -> bytes:
     """The frame of a ``message`` event, from the message's JSON form."""
     return encode(views.message_event(message_json))
 
@@ -64,20 +87,21 @@ class Subscription:
         "backlog_bytes",
     )
 
-    def __init__(self, socket, channel):
+    def __init__(self, socket: Socket, channel: Channel) -> None:
         self.socket = socket
         self.channel = channel
         self.user_key = ids.fold(socket.user_id)
         # The channel feeds this subscription every message above ``start``;
         # None until the channel knows where the room stands.
-        self.start = channel.last
+        self.start: int | None = channel.last
         self.verified = False  # membership checked
         self.active = True
-        self.sent = None  # the last seq handed to the socket
-        self.backlog = []  # (seq or None, frame) held until go_live(); then None
+        self.sent = 0  # the last seq handed to the socket, once live
+        # (seq or None, frame) held until go_live(); then None
+        self.backlog: list[tuple[int | None, bytes]] | None = []
         self.backlog_bytes = 0
 
-    def deliver(self, seq, frame):
+    def deliver(self, seq: int | None, frame: bytes) -> None:
         if not self.active:
             return
         if self.backlog is not None:
@@ -93,10 +117,10 @@ class Subscription:
             metrics.message_delivered()
         self.socket.send_frame(frame)
 
-    def go_live(self, sent):
+    def go_live(self, sent: int) -> None:
         """Everything up to ``sent`` has reached the socket; deliver the backlog and go live."""
         self.sent = sent
-        backlog, self.backlog = self.backlog, None
+        backlog, self.backlog = self.backlog or [], None
         for seq, frame in backlog:
             self.deliver(seq, frame)
 
@@ -104,10 +128,10 @@ class Subscription:
 class Channel:
     """This process's listener to one room: a broker subscription and a sequencer."""
 
-    def __init__(self, hub: "Hub", room_id: str) -> None:
+    def __init__(self, hub: Hub, room_id: str) -> None:
         self.hub = hub
         self.room_id = room_id
-        self.subs: dict[Any, Subscription] = {}  # socket -> Subscription
+        self.subs: dict[Socket, Subscription] = {}
         self.sequencer: Sequencer[dict[str, Any]] = Sequencer(self._deliver)
         self.closed = False
         self._filling: asyncio.Future[None] | None = None
@@ -212,13 +236,13 @@ class Channel:
 
 
 class Hub:
-    def __init__(self, ctx):
+    def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.broker = ctx.broker
-        self._channels = {}  # room_id -> Channel
-        self._sockets = set()  # every open socket, authenticated or not
-        self._subs = {}  # authenticated socket -> {room_id: Subscription}
-        self._by_jti = {}  # session id -> sockets opened with its tokens
+        self._channels: dict[str, Channel] = {}
+        self._sockets: set[Socket] = set()  # every open socket, authenticated or not
+        self._subs: dict[Socket, dict[str, Subscription]] = {}  # authenticated ones' rooms
+        self._by_jti: dict[str, set[Socket]] = {}  # session id -> sockets opened with its tokens
         self._revocations = ctx.revocations
         self._revocations.subscribe(self._on_revocation)
         self.frames_in_flight = 0  # client frames being handled (shutdown waits for their replies)
@@ -226,16 +250,17 @@ class Hub:
 
     # Sockets
 
-    def add(self, socket):
+    def add(self, socket: Socket) -> None:
         self._sockets.add(socket)
 
     def open_sockets(self) -> int:
         """How many sockets are open now (the metrics' gauge)."""
         return len(self._sockets)
 
-    def attach(self, socket):
+    def attach(self, socket: Socket) -> bool:
         """Register an authenticated socket; False when its token was revoked meanwhile."""
-        jti = socket.claims["sid"]
+        assert socket.claims is not None
+        jti: str = socket.claims["sid"]
         if self._revocations.known_revoked(jti):
             return False
         self._subs[socket] = {}
@@ -246,7 +271,7 @@ class Hub:
         sockets.add(socket)
         return True
 
-    def remove(self, socket):
+    def remove(self, socket: Socket) -> None:
         """Forget a socket that closed; ends its subscriptions. Safe to repeat."""
         self._sockets.discard(socket)
         for sub in list(self._subs.pop(socket, {}).values()):
@@ -259,18 +284,18 @@ class Hub:
                     del self._by_jti[socket.claims["sid"]]
                     self._revocations.unwatch(socket.claims["sid"])
 
-    def close_all(self, code, reason):
+    def close_all(self, code: int, reason: str) -> None:
         """Close every socket of this process (server shutdown)."""
         for socket in list(self._sockets):
             socket.close(code, reason)
 
-    def _on_revocation(self, jti):
+    def _on_revocation(self, jti: str) -> None:
         for socket in list(self._by_jti.get(jti, ())):
             socket.close(4001, "token revoked")
 
     # Subscriptions
 
-    async def subscribe(self, socket, room_id):
+    async def subscribe(self, socket: Socket, room_id: str) -> Subscription:
         """Subscribe ``socket`` to a room it is a member of; returns the Subscription.
 
         The subscription holds live messages in its backlog until
@@ -297,7 +322,7 @@ class Hub:
         sub.verified = True
         return sub
 
-    async def catch_up(self, sub, after):
+    async def catch_up(self, sub: Subscription, after: int | None) -> None:
         """Send the stored messages with seq > ``after`` (if given), then go live."""
         sent = sub.start if after is None else after
         room_id = sub.channel.room_id
@@ -323,17 +348,17 @@ class Hub:
         if sub.active:
             sub.go_live(max(sent, sub.start))
 
-    def unsubscribe(self, socket, room_id):
+    def unsubscribe(self, socket: Socket, room_id: str) -> None:
         sub = self._subs.get(socket, {}).get(room_id)
         if sub is not None:
             self.end(sub)
 
-    def is_subscribed(self, socket, room_id):
+    def is_subscribed(self, socket: Socket, room_id: str) -> bool:
         """True when the socket holds a checked, live subscription to the room."""
         sub = self._subs.get(socket, {}).get(room_id)
         return sub is not None and sub.active and sub.verified
 
-    def end(self, sub):
+    def end(self, sub: Subscription) -> None:
         """End one subscription; the room's channel goes when its last one does."""
         sub.active = False
         sub.backlog = None

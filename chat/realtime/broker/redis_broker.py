@@ -1,32 +1,4 @@
-"""Fan-out of room events and token revocations to the sockets that want them.
-
-The interface every broker offers:
-
-- ``subscribe(room_id, listener)`` / ``unsubscribe(room_id, listener)``:
-  ``listener(event)`` is called with every event published to the room.
-  ``subscribe`` returns an awaitable that completes once the subscription is
-  in effect for events published by any process (at once for LocalBroker, and
-  at once while the transport is down). A caller about to read history for a
-  resume awaits it first, so that nothing published after the read is missed.
-- ``publish(room_id, event)``: ``event`` is a JSON-able dict, e.g.
-  ``{"type": "message", "message": {...}}`` or
-  ``{"type": "member_joined", "roomId": ..., "userId": ...}``. It never
-  raises and never blocks.
-- ``on_revocation(listener)`` / ``revoke_token(jti)``: a logged-out token, so
-  every process can close the sockets opened with it.
-- ``healthy``: False while the broker cannot reach its transport;
-  ``outages``: how many times it has lost it (revocations published meanwhile
-  may never arrive).
-- After the transport was down, each room's listeners get
-  ``{"type": "resync", "roomId": ...}`` once the room's subscription is back
-  in effect: events published meanwhile may be lost, and a listener that must
-  not miss any reads what it missed from the database then.
-- ``async start()`` once the event loop runs, and ``async close()``.
-
-``LocalBroker`` delivers inside this process; ``RedisBroker`` through Redis
-pub/sub, so that several server processes serve one set of rooms. Everything
-is published only after the transaction that caused it has committed.
-"""
+"""Fan-out through Redis pub/sub, so that several server processes serve one set of rooms."""
 
 import asyncio
 import collections
@@ -42,64 +14,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from chat.realtime.broker.interface import deliver
 from chat.util.compact_json import encode
 
 log = logging.getLogger("chat.broker")
-
-
-def _deliver(listeners, event):
-    for listener in list(listeners):
-        try:
-            listener(event)
-        except Exception:
-            log.exception("broker listener failed")
-
-
-def _completed_future():
-    future = asyncio.get_running_loop().create_future()
-    future.set_result(True)
-    return future
-
-
-class LocalBroker:
-    def __init__(self):
-        self._rooms = {}
-        self._revocation_listeners = set()
-
-    async def start(self):
-        pass
-
-    def subscribe(self, room_id, listener):
-        """``listener(event)`` is called for every event published to the room."""
-        self._rooms.setdefault(room_id, set()).add(listener)
-        return _completed_future()
-
-    def unsubscribe(self, room_id, listener):
-        listeners = self._rooms.get(room_id)
-        if listeners is not None:
-            listeners.discard(listener)
-            if not listeners:
-                del self._rooms[room_id]
-
-    def publish(self, room_id, event):
-        _deliver(self._rooms.get(room_id, ()), event)
-
-    def on_revocation(self, listener):
-        self._revocation_listeners.add(listener)
-
-    def revoke_token(self, jti):
-        _deliver(self._revocation_listeners, jti)
-
-    @property
-    def healthy(self):
-        return True
-
-    @property
-    def outages(self):
-        return 0
-
-    async def close(self):
-        self._rooms.clear()
 
 
 class RedisBroker:
@@ -221,7 +139,7 @@ class RedisBroker:
         self._revocation_listeners.add(listener)
 
     def revoke_token(self, jti):
-        _deliver(self._revocation_listeners, jti)
+        deliver(self._revocation_listeners, jti)
         self._revocation_outbox.append(
             (self._revocation_channel, encode({"jti": jti, "origin": self._origin}))
         )
@@ -369,11 +287,11 @@ class RedisBroker:
                 return
             if channel == self._revocation_channel:
                 if payload.get("origin") != self._origin:
-                    _deliver(self._revocation_listeners, payload["jti"])
+                    deliver(self._revocation_listeners, payload["jti"])
                 return
             room_id = self._channel_rooms.get(channel)
             if room_id is not None:
-                _deliver(self._rooms[room_id], payload)
+                deliver(self._rooms[room_id], payload)
         elif kind == "subscribe":
             self._unconfirmed[channel] -= 1
             if self._unconfirmed[channel] <= 0:
@@ -385,7 +303,7 @@ class RedisBroker:
                 self._resync.discard(channel)
                 room_id = self._channel_rooms.get(channel)
                 if room_id is not None:
-                    _deliver(self._rooms[room_id], {"type": "resync", "roomId": room_id})
+                    deliver(self._rooms[room_id], {"type": "resync", "roomId": room_id})
 
     # -- the writer ----------------------------------------------------------
 
