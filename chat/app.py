@@ -1,67 +1,51 @@
-"""The route table and the Tornado application."""
+"""The Tornado application, built from the route list of ``chat/routes.py``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from tornado import web
 
-from chat.api.schemas import PATH_ID
 from chat.ops import logs
 from chat.ops import metrics as ops_metrics
 from chat.realtime.hub import Hub
-from chat.web import (
-    admin,
-    client,
-    docs,
-    friends,
-    headers,
-    health,
-    messages,
-    metrics,
-    rooms,
-    socket,
-    users,
-)
+from chat.routes import ROUTES
+from chat.web import client, headers, socket
 from chat.web.base import NotFoundHandler
 
-# An id in a path is made of schemas.ID_CHARS; any other is no such path (a JSON 404).
-ROUTES = [
-    (r"/api/health", health.HealthHandler),
-    (r"/metrics", metrics.MetricsHandler),
-    (r"/api/openapi\.json", docs.OpenApiHandler),
-    (r"/api/create", users.CreateUserHandler),
-    (r"/api/login", users.LoginHandler),
-    (r"/api/logout", users.LogoutHandler),
-    (r"/api/token/refresh", users.RefreshHandler),
-    (r"/api/sessions", users.SessionsHandler),
-    (f"/api/sessions/{PATH_ID}", users.SessionHandler),
-    (r"/api/password", users.PasswordHandler),
-    (f"/api/profile/{PATH_ID}", users.ProfileHandler),
-    (f"/api/admin/users/{PATH_ID}/grants", admin.GrantHandler),
-    (r"/api/admin/users", admin.UsersHandler),
-    (f"/api/admin/users/{PATH_ID}/ledger", admin.LedgerHandler),
-    (r"/api/admin/rooms", admin.RoomsHandler),
-    (r"/api/chatrooms", rooms.RoomsHandler),
-    (f"/api/chatrooms/{PATH_ID}", rooms.RoomHandler),
-    (f"/api/chatrooms/{PATH_ID}/leave", rooms.LeaveHandler),
-    (r"/api/invite", rooms.InviteHandler),
-    (r"/api/joinroom", rooms.JoinHandler),
-    (r"/api/messages", messages.MessagesHandler),
-    (r"/api/friend-requests", friends.FriendRequestsHandler),
-    (f"/api/friend-requests/{PATH_ID}", friends.FriendRequestHandler),
-    (f"/api/friend-requests/{PATH_ID}/(accept|decline)", friends.FriendRequestAnswerHandler),
-    (r"/api/friends", friends.FriendsHandler),
-]
+if TYPE_CHECKING:
+    from chat.context import Context
 
 
-def make_app(ctx):
-    """The application, every handler fed ``ctx`` through ``initialize``.
+class Application(web.Application):
+    """The application, with this process's ``Hub`` (shutdown closes its sockets)."""
 
-    The WebSocket route also gets this process's ``Hub``, kept as
-    ``application.hub`` so that shutdown can close the sockets.
+    def __init__(self, hub: Hub, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hub = hub
+
+
+def make_app(ctx: Context) -> Application:
+    """The application, every handler fed ``ctx`` (and its route's kwargs) through ``initialize``.
+
+    The WebSocket route also gets this process's ``Hub``.
     """
     hub = Hub(ctx)
-    routes = [web.url(pattern, handler, {"ctx": ctx}) for pattern, handler in ROUTES]
-    routes.append(web.url(r"/api/ws", socket.SocketHandler, {"ctx": ctx, "hub": hub}))
+    per_handler: dict[type[web.RequestHandler], dict[str, Any]] = {
+        socket.SocketHandler: {"hub": hub}
+    }
+    routes = [
+        web.url(
+            route.pattern,
+            route.handler,
+            {"ctx": ctx, **route.kwargs, **per_handler.get(route.handler, {})},
+        )
+        for route in ROUTES
+    ]
+    # The web client's page and files: served, not part of the API's document.
     routes += client.ClientBundle.load(ctx.settings.join_price).routes(ctx)
-    application = web.Application(
+    application = Application(
+        hub,
         routes,
         default_handler_class=NotFoundHandler,
         default_handler_args={"ctx": ctx},
@@ -72,6 +56,5 @@ def make_app(ctx):
         websocket_ping_interval=ctx.settings.ws_ping_interval or None,
         **headers.application_settings(ctx.settings),
     )
-    application.hub = hub
     ops_metrics.watch(ctx, hub)
     return application

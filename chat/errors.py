@@ -25,6 +25,12 @@ class ChatError(Exception):
         return {"error": body}
 
 
+class BadRequest(ChatError):
+    """A bare 4xx that Tornado raised itself (see ``for_status``); its status varies."""
+
+    code, status, message = "bad_request", 400, "The request could not be understood."
+
+
 class InvalidJson(ChatError):
     code, status, message = "invalid_json", 400, "The request body must be a JSON object."
 
@@ -153,13 +159,31 @@ class Internal(ChatError):
     pass
 
 
-def for_status(status):
+def error_classes() -> list[type[ChatError]]:
+    """ChatError and every subclass of it, wherever defined."""
+    found: list[type[ChatError]] = [ChatError]
+    for cls in found:
+        found.extend(sub for sub in cls.__subclasses__() if sub not in found)
+    return found
+
+
+def statuses() -> dict[str, int]:
+    """Every error code of the API and its HTTP status, from the error classes."""
+    return {cls.code: cls.status for cls in error_classes()}
+
+
+# Bare statuses Tornado raises itself, answered by the error class of that status.
+_FOR_STATUS = {
+    cls.status: cls for cls in (NotFound, MethodNotAllowed, PayloadTooLarge, Unavailable)
+}
+
+
+def for_status(status: int) -> ChatError:
     """The ChatError to report for a bare HTTP status Tornado raised itself."""
-    mapping = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge, 503: Unavailable}
-    if status in mapping:
-        return mapping[status]()
+    if status in _FOR_STATUS:
+        return _FOR_STATUS[status]()
     if 400 <= status < 500:
-        err = ChatError("The request could not be understood.")
-        err.code, err.status = "bad_request", status
+        err = BadRequest()
+        err.status = status
         return err
     return Internal()

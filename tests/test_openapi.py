@@ -1,10 +1,11 @@
-"""The OpenAPI document: well formed, in step with the route table, and true.
+"""The OpenAPI document: well formed, derived from the route list, and true.
 
-The routes the application serves (chat/app.py) and the document's route
-entries (chat/api/openapi.py ROUTE_DOCS) are compared as sets, whatever routes
-exist, so neither can gain a path the other lacks. Request schemas are compared with
-the ones validation uses, and real responses are checked against the
-document's response schemas.
+The document's paths and the application's routes both come from
+chat/routes.py; these tests check that the application serves exactly that
+list, that each route's methods are the ones its handler serves, that the
+document's numbers are the running server's settings, that request schemas are
+the ones validation uses, and that real responses match the document's
+response schemas.
 """
 
 import json
@@ -15,7 +16,8 @@ import jsonschema
 import pytest
 from tornado import web
 
-from chat import errors
+import settings as settings_module
+from chat import errors, routes
 from chat.api import openapi, schemas
 from chat.auth.ratelimit import parse_rates
 from chat.web.base import NotFoundHandler
@@ -46,11 +48,10 @@ def handler_methods(handler):
 
 
 def documented_operations():
-    """(pattern, OpenAPI path, method, Op) of every entry of ROUTE_DOCS."""
-    for pattern, paths in openapi.ROUTE_DOCS.items():
-        for path, ops in paths.items():
-            for method, op in ops.items():
-                yield pattern, path, method, op
+    """(pattern, OpenAPI path, method, Op) of every operation of chat/routes.py."""
+    for route in routes.ROUTES:
+        for method, op in route.operations.items():
+            yield route.pattern, route.path, method, op
 
 
 def operations(doc):
@@ -167,14 +168,13 @@ def test_every_reference_resolves_and_every_schema_is_valid_json_schema(doc):
         jsonschema.Draft202012Validator.check_schema(schema)
 
 
-def test_error_statuses_agree_with_the_error_classes():
-    def subclasses(cls):
-        for sub in cls.__subclasses__():
-            yield sub
-            yield from subclasses(sub)
-
-    for cls in subclasses(errors.ChatError):
-        assert openapi.ERROR_STATUS[cls.code] == cls.status, cls.__name__
+def test_each_error_code_has_one_status():
+    statuses = errors.statuses()
+    for cls in errors.error_classes():
+        assert statuses[cls.code] == cls.status, f"{cls.__name__}: {cls.code} has two statuses"
+    for status in (404, 405, 413, 503, 400, 411, 500):
+        error = errors.for_status(status)
+        assert statuses[error.code] == (400 if error.code == "bad_request" else error.status)
 
 
 def test_error_responses_list_codes_of_their_own_status(doc):
@@ -184,7 +184,7 @@ def test_error_responses_list_codes_of_their_own_status(doc):
             if schema.get("allOf", [{}])[0].get("$ref") != "#/components/schemas/Error":
                 continue
             codes = schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"]
-            assert codes and all(openapi.ERROR_STATUS[c] == int(status) for c in codes), (
+            assert codes and all(errors.statuses()[c] == int(status) for c in codes), (
                 path,
                 method,
                 status,
@@ -196,33 +196,67 @@ def test_error_responses_list_codes_of_their_own_status(doc):
 # --- the document and the route table ---------------------------------------
 
 
-def test_documented_routes_are_exactly_the_routed_ones(app):
-    documented, served = set(openapi.ROUTE_DOCS), set(routed(app))
-    assert served - documented == set(), "routes missing from chat/api/openapi.py ROUTE_DOCS"
-    assert documented - served == set(), "documented routes missing from chat/app.py ROUTES"
+def test_the_application_serves_the_route_list_and_documents_every_api_route(app):
+    served = routed(app)
+    for route in routes.ROUTES:
+        assert served.get(route.pattern) is route.handler, route.path
+    listed = {route.pattern for route in routes.ROUTES}
+    for pattern in served:
+        if pattern.startswith("/api/"):
+            assert pattern in listed, f"{pattern} is served but not in chat/routes.py"
+    for route in routes.ROUTES:
+        if route.path.startswith("/api/"):
+            assert route.operations, f"{route.path} has no documented operation"
 
 
-def test_documented_methods_are_exactly_the_served_ones(app):
-    for pattern, handler in routed(app).items():
-        for path, ops in openapi.ROUTE_DOCS[pattern].items():
-            assert set(ops) == handler_methods(handler), path
+def test_documented_methods_are_exactly_the_served_ones():
+    for route in routes.ROUTES:
+        if route.operations:
+            assert set(route.operations) == handler_methods(route.handler), route.path
 
 
 def test_each_openapi_path_matches_its_route_pattern(doc):
-    paths = [path for paths in openapi.ROUTE_DOCS.values() for path in paths]
+    paths = [route.path for route in routes.ROUTES if route.operations]
     assert len(paths) == len(set(paths)) == len(doc["paths"])
-    for pattern, documented in openapi.ROUTE_DOCS.items():
-        # A literal alternation such as (accept|decline) is one OpenAPI path per word.
-        words = re.findall(r"\(([\w.-]+(?:\|[\w.-]+)+)\)", pattern)
-        expected = 1
-        for group in words:
-            expected *= len(group.split("|"))
-        assert len(documented) == expected, pattern
-        for path in documented:
-            assert path in doc["paths"]
-            assert re.fullmatch(pattern, sample_url(path)), (pattern, path)
-            params = len(re.findall(r"{\w+}", path))
-            assert re.compile(pattern).groups == params + len(words), pattern
+    for route in routes.ROUTES:
+        if route.operations:
+            assert route.path in doc["paths"]
+        assert re.fullmatch(route.pattern, sample_url(route.path)), route.path
+        params = len(re.findall(r"{\w+}", route.path))
+        assert re.compile(route.pattern).groups == params, route.path
+
+
+def test_the_documents_numbers_are_the_running_settings():
+    doc = openapi.document(
+        settings_module.Settings(
+            max_body_bytes=2048,
+            join_price=40,
+            invite_ttl=3600,
+            ws_auth_timeout=2.5,
+            token_ttl=120,
+        )
+    )
+    text = json.dumps(doc)
+    for shown in (
+        "a body over 2 KiB",
+        "the body is over 2 KiB",
+        "CHAT_JOIN_PRICE (40) coins",
+        "CHAT_INVITE_TTL seconds (1 h)",
+        "within 2.5 s",
+        "`CHAT_TOKEN_TTL`, 2 min on this server",
+    ):
+        assert shown in text, shown
+    for default in ("64 KiB", "(150)", "(24 h)", "within 10 s", "15 min"):
+        assert default not in text, default
+
+
+@pytest.mark.gen_test
+@pytest.mark.settings(join_price=40, max_body_bytes=4096)
+async def test_the_served_document_has_this_servers_numbers(api):
+    resp = await api.get("/api/openapi.json")
+    text = json.dumps(resp.body)
+    assert "CHAT_JOIN_PRICE (40) coins" in text and "a body over 4 KiB" in text
+    assert "(150)" not in text and "64 KiB" not in text
 
 
 # --- request schemas are the ones validation uses ----------------------------

@@ -8,7 +8,7 @@ import warnings
 import jwt
 import pytest
 
-from chat.api import openapi
+from chat import routes
 from chat.auth.ratelimit import parse_rates
 from helpers import PASSWORD, TEST_SECRET, query, revoke_behind_the_broker, served_routes
 
@@ -386,19 +386,18 @@ async def test_a_successful_login_is_not_counted_as_a_failure(api):
 def authenticated_operations(app):
     """(method, sample url) of every served operation documented as taking a bearer token."""
     served = served_routes(app)
-    for pattern, paths in openapi.ROUTE_DOCS.items():
-        if pattern not in served:
+    for route in routes.ROUTES:
+        if route.pattern not in served:
             continue
-        for path, ops in paths.items():
-            for method, op in ops.items():
-                if op.auth == "bearer":
-                    yield (
-                        method.upper(),
-                        path.replace("{userId}", "someone")
-                        .replace("{roomId}", "someroom")
-                        .replace("{requestId}", "1")
-                        .replace("{sessionId}", "somesession"),
-                    )
+        for method, op in route.operations.items():
+            if op.auth == "bearer":
+                yield (
+                    method.upper(),
+                    route.path.replace("{userId}", "someone")
+                    .replace("{roomId}", "someroom")
+                    .replace("{requestId}", "1")
+                    .replace("{sessionId}", "somesession"),
+                )
 
 
 @pytest.mark.gen_test

@@ -31,13 +31,23 @@ class FriendRequestHandler(ApiHandler):
 
 
 class FriendRequestAnswerHandler(ApiHandler):
-    """POST .../accept or .../decline; the route captures which."""
+    """POST .../accept or .../decline: one subclass for each, saying which."""
 
-    async def post(self, request_id: str, answer: str) -> None:
+    accept: bool
+
+    async def post(self, request_id: str) -> None:
         request = await friends.respond(
-            self.ctx, user_id=self.user_id, request_id=request_id, accept=answer == "accept"
+            self.ctx, user_id=self.user_id, request_id=request_id, accept=self.accept
         )
         self.reply(200, {"friendRequest": views.friend_request(request)})
+
+
+class FriendRequestAcceptHandler(FriendRequestAnswerHandler):
+    accept = True
+
+
+class FriendRequestDeclineHandler(FriendRequestAnswerHandler):
+    accept = False
 
 
 class FriendsHandler(ApiHandler):
