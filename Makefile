@@ -19,6 +19,7 @@ test-unit: $(VENV)/.dev
 check: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # QUICK=1: the short run (under two minutes); BENCH_ARGS: any option of python -m bench.run --help.
 bench: $(VENV)/.dev

@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable, Sequence
 
 import pymysql
 from tornado import httpserver
@@ -35,6 +36,7 @@ from chat.db import migrate, sqlfile
 from chat.db.pool import Database
 from chat.ops import cli, logs
 from chat.realtime import broker as broker_module
+from chat.realtime.hub import Hub
 from chat.util.admission import FrontDoor, LoopLag
 from chat.web.inflight import InFlight, wait_until
 
@@ -53,12 +55,12 @@ class DatabaseUnreachable(Exception):
     pass
 
 
-def shown_url(url):
+def shown_url(url: settings_module.DatabaseUrl) -> str:
     """The database URL as it may appear in a log line: without the password."""
     return f"mysql://{url.user}@{url.host}:{url.port}/{url.database}"
 
 
-async def wait_for_database(settings):
+async def wait_for_database(settings: settings_module.Settings) -> list[str]:
     """Migrate the schema once the database answers, retrying with backoff.
 
     One line when it does not answer, naming the URL and what to do; one
@@ -95,7 +97,7 @@ async def wait_for_database(settings):
             pause = min(pause * 2, 5.0)
 
 
-async def close_websockets(hub, in_flight):
+async def close_websockets(hub: Hub, in_flight: InFlight) -> None:
     """Close every WebSocket with 1001 (going away); wait a moment for the handshakes."""
     count = in_flight.open_websockets()
     if not count:
@@ -112,7 +114,7 @@ async def close_websockets(hub, in_flight):
         )
 
 
-async def start(settings):
+async def start(settings: settings_module.Settings) -> Callable[[], Awaitable[None]]:
     """Everything the server needs, listening; returns a coroutine function that stops it."""
     queries = sqlfile.load_dir(QUERIES_DIR)
     applied = await wait_for_database(settings)
@@ -142,7 +144,7 @@ async def start(settings):
     ctx.revocations.start()
     log.info("serving on http://%s:%d", settings.host, settings.port)
 
-    async def stop():
+    async def stop() -> None:
         deadline = time.monotonic() + settings.drain_seconds
         log.info("shutting down: no longer accepting connections")
         server.stop()
@@ -157,7 +159,7 @@ async def start(settings):
                 hub.frames_in_flight,
             )
 
-        def idle():
+        def idle() -> bool:
             return not in_flight.requests and not hub.frames_in_flight
 
         if await wait_until(idle, max(0.0, deadline - time.monotonic())):
@@ -186,14 +188,14 @@ async def start(settings):
     return stop
 
 
-def tune_gc():
+def tune_gc() -> None:
     """Objects alive after start-up never need scanning again; scan young ones less often."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50000, 20, 100)
 
 
-async def main(argv):
+async def main(argv: Sequence[str]) -> int:
     try:
         settings = settings_module.load_settings(argv)
     except settings_module.SettingsError as exc:
@@ -212,7 +214,7 @@ async def main(argv):
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    def on_signal(sig):
+    def on_signal(sig: signal.Signals) -> None:
         if done.is_set():
             log.warning("%s again: exiting now", sig.name)
             os._exit(1)

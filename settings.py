@@ -107,7 +107,7 @@ def between(low: int, high: int) -> Check:
     return Check(f"{low}–{high}", lambda v: low <= v <= high, f"must be between {low} and {high}")
 
 
-def at_least(minimum: int) -> Check:
+def at_least(minimum: float) -> Check:
     return Check(f"≥ {minimum}", lambda v: v >= minimum, f"must be at least {minimum}")
 
 
@@ -481,7 +481,7 @@ class Settings:
 
 def rows() -> list[tuple[str, str, type, Any, Row]]:
     """``(field, option, option type, option default, Row)`` for every setting, in order."""
-    found = []
+    found: list[tuple[str, str, type, Any, Row]] = []
     for field in dataclasses.fields(Settings):
         row: Row = field.metadata["row"]
         option = row.option or field.name

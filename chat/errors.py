@@ -6,20 +6,27 @@ turns it into the contract's single error shape::
     {"error": {"code": "...", "message": "...", "details": {...}}}
 """
 
+from typing import Any
+
 
 class ChatError(Exception):
-    code = "internal"
-    status = 500
-    message = "Something went wrong on our side."
+    code: str = "internal"
+    status: int = 500
+    message: str = "Something went wrong on our side."
 
-    def __init__(self, message=None, details=None, headers=None):
+    def __init__(
+        self,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.details = details
         self.headers = headers or {}
 
-    def to_json(self):
-        body = {"code": self.code, "message": self.message}
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details is not None:
             body["details"] = self.details
         return {"error": body}
@@ -38,7 +45,7 @@ class InvalidJson(ChatError):
 class ValidationFailed(ChatError):
     code, status, message = "validation_failed", 400, "The request is not valid."
 
-    def __init__(self, errors, message=None):
+    def __init__(self, errors: list[dict[str, str]], message: str | None = None) -> None:
         super().__init__(message, {"errors": errors})
 
 
@@ -53,7 +60,7 @@ class InvalidCredentials(ChatError):
 class InsufficientCoins(ChatError):
     code, status = "insufficient_coins", 402
 
-    def __init__(self, required, available):
+    def __init__(self, required: int, available: int) -> None:
         super().__init__(
             f"Joining this room costs {required} coins; you have {available}.",
             {"required": required, "available": available},
@@ -119,7 +126,7 @@ class RequestNotPending(ChatError):
         "This friend request has already been answered.",
     )
 
-    def __init__(self, current_status):
+    def __init__(self, current_status: str) -> None:
         super().__init__(None, {"status": current_status})
 
 
@@ -130,7 +137,7 @@ class PayloadTooLarge(ChatError):
 class RateLimited(ChatError):
     code, status, message = "rate_limited", 429, "Too many attempts; try again later."
 
-    def __init__(self, retry_after):
+    def __init__(self, retry_after: float) -> None:
         retry_after = max(1, int(retry_after + 0.999))
         super().__init__(
             None, {"retryAfter": retry_after}, headers={"Retry-After": str(retry_after)}
@@ -142,7 +149,7 @@ class Unavailable(ChatError):
 
     code, status, message = "unavailable", 503, "The service is temporarily unavailable."
 
-    def __init__(self, message=None, retry_after=1):
+    def __init__(self, message: str | None = None, retry_after: int = 1) -> None:
         super().__init__(message, {"retryAfter": retry_after}, {"Retry-After": str(retry_after)})
 
 
@@ -151,7 +158,7 @@ class Overloaded(ChatError):
 
     code, status, message = "overloaded", 503, "The server is overloaded; try again shortly."
 
-    def __init__(self, message=None, retry_after=1):
+    def __init__(self, message: str | None = None, retry_after: int = 1) -> None:
         super().__init__(message, {"retryAfter": retry_after}, {"Retry-After": str(retry_after)})
 
 

@@ -21,21 +21,24 @@ from chat.util import ids
 from chat.util.times import utcnow
 
 if TYPE_CHECKING:
+    import datetime
+
     from chat.context import Context
+    from chat.db.pool import Row, Transaction
 
 # requestId is the BIGINT UNSIGNED key as a string.
 REQUEST_ID = re.compile(r"^[0-9]{1,20}$")
 MAX_REQUEST_ID = 2**64 - 1
 
 
-def _request_id(text):
+def _request_id(text: str) -> int:
     """The numeric id in a path, or NotFound for anything else."""
     if REQUEST_ID.fullmatch(text) and int(text) <= MAX_REQUEST_ID:
         return int(text)
     raise errors.NotFound("No such friend request.")
 
 
-async def _request_of(ctx, request_id, party, user_id):
+async def _request_of(ctx: Context, request_id: int, party: str, user_id: str) -> Row:
     """The request if ``user_id`` is its ``party`` (receiver or sender); else NotFound."""
     request = await ctx.db.fetch_one("get_friend_request", request_id=request_id)
     if request is None or not ids.same_user(request[party], user_id):
@@ -43,7 +46,7 @@ async def _request_of(ctx, request_id, party, user_id):
     return request
 
 
-async def _lock_pair(tx, a, b):
+async def _lock_pair(tx: Transaction, a: str, b: str) -> list[str]:
     """Lock both users' rows; returns the userIds found, as stored."""
     return [row["user_id"] for row in await tx.fetch_all("lock_user_pair", a=a, b=b)]
 
@@ -63,7 +66,7 @@ async def send_request(
             "You cannot send a friend request to yourself.",
         )
 
-    async def send(tx):
+    async def send(tx: Transaction) -> tuple[Row, bool]:
         found = await _lock_pair(tx, sender_id, receiver_id)
         sender = next((u for u in found if ids.same_user(u, sender_id)), None)
         receiver = next((u for u in found if ids.same_user(u, receiver_id)), None)
@@ -107,7 +110,7 @@ async def send_request(
     return FriendRequest.from_row(row), created
 
 
-async def _answer(tx, request, status, now):
+async def _answer(tx: Transaction, request: Row, status: str, now: datetime.datetime) -> Row:
     """Accept or decline a locked pending request; returns the updated row."""
     rows, _ = await tx.execute(
         "answer_friend_request", request_id=request["request_id"], status=status, responded_at=now
@@ -131,12 +134,12 @@ async def _answer(tx, request, status, now):
 
 async def respond(ctx: Context, *, user_id: str, request_id: str, accept: bool) -> FriendRequest:
     """The receiver accepts or declines a pending request; anyone else gets 404."""
-    request_id = _request_id(request_id)
-    request = await _request_of(ctx, request_id, "to_user_id", user_id)
+    key = _request_id(request_id)
+    request = await _request_of(ctx, key, "to_user_id", user_id)
 
-    async def answer(tx):
+    async def answer(tx: Transaction) -> Row:
         await _lock_pair(tx, request["from_user_id"], request["to_user_id"])
-        current = await tx.fetch_one("lock_friend_request", request_id=request_id)
+        current = await tx.fetch_one("lock_friend_request", request_id=key)
         if current is None:
             raise errors.NotFound("No such friend request.")  # withdrawn meanwhile
         if current["status"] != "pending":
@@ -149,12 +152,12 @@ async def respond(ctx: Context, *, user_id: str, request_id: str, accept: bool) 
 
 async def withdraw(ctx: Context, *, user_id: str, request_id: str) -> None:
     """The sender deletes a request that is still pending; otherwise 404."""
-    request_id = _request_id(request_id)
-    request = await _request_of(ctx, request_id, "from_user_id", user_id)
+    key = _request_id(request_id)
+    request = await _request_of(ctx, key, "from_user_id", user_id)
 
-    async def delete(tx):
+    async def delete(tx: Transaction) -> None:
         await _lock_pair(tx, request["from_user_id"], request["to_user_id"])
-        rows, _ = await tx.execute("delete_pending_friend_request", request_id=request_id)
+        rows, _ = await tx.execute("delete_pending_friend_request", request_id=key)
         if rows != 1:
             raise errors.NotFound("No pending friend request with this id.")
 

@@ -32,8 +32,12 @@ A refused join changes nothing: its invitation stays usable, its coins and
 free join untouched. CHECK constraints (capacity, balance) back it all.
 """
 
+from __future__ import annotations
+
+import asyncio
 import collections
 import logging
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chat import errors
 from chat.api import views
@@ -41,20 +45,32 @@ from chat.auth import tokens
 from chat.models import Joined, Room
 from chat.util import ids
 from chat.util.admission import QueueDelay
-from chat.util.batching import Batcher
+from chat.util.batching import Batcher, Pending
 from chat.util.times import utcnow
+
+if TYPE_CHECKING:
+    from chat.db.pool import Database, Row, Transaction
+    from chat.realtime.broker import Broker
+
+K = TypeVar("K", str, int)
 
 log = logging.getLogger("chat.joins")
 
-# The outcome of a join whose room another transaction holds locked.
-_BUSY = object()
+
+class _Busy:
+    """The outcome of a join whose room another transaction holds locked."""
+
+
+_BUSY = _Busy()
+# What a join comes to: its answer, its refusal, or "its room is busy".
+Outcome = Joined | Exception | _Busy
 BOUNCES = 3
 
 
 class _Join:
     __slots__ = ("bounces", "user_id", "room_id", "token_hash")
 
-    def __init__(self, user_id, room_id, token):
+    def __init__(self, user_id: str, room_id: str | None, token: str | None) -> None:
         self.bounces = 0  # times its room was found locked by another transaction
         self.user_id = user_id
         self.room_id = room_id
@@ -62,23 +78,33 @@ class _Join:
 
 
 class JoinWriter:
-    def __init__(self, db, broker, price, max_batch=100, writers=2, queue_delay=0.1):
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        price: int,
+        max_batch: int = 100,
+        writers: int = 2,
+        queue_delay: float = 0.1,
+    ) -> None:
         self._db = db
         self._broker = broker
         self._price = price
-        self._lanes = [
+        self._lanes: list[Batcher[_Join, Joined]] = [
             Batcher(self._write, max_batch, 1, QueueDelay(queue_delay), 5000, name="joins")
             for _ in range(writers)
         ]
-        self._slow = Batcher(
+        self._slow: Batcher[_Join, Joined] = Batcher(
             self._write_waiting, 1, 1, QueueDelay(queue_delay), 5000, name="joins_slow"
         )
 
     @property
-    def lanes(self):
+    def lanes(self) -> list[Batcher[_Join, Joined]]:
         return [*self._lanes, self._slow]
 
-    def submit(self, user_id, room_id=None, token=None):
+    def submit(
+        self, user_id: str, room_id: str | None = None, token: str | None = None
+    ) -> asyncio.Future[Joined]:
         """Queue a join by room (password already checked) or by invitation token.
 
         The future resolves to ``Joined`` or raises
@@ -87,11 +113,11 @@ class JoinWriter:
         join = _Join(user_id, room_id, token)
         return self._lane(join).submit(join)
 
-    def _lane(self, join):
+    def _lane(self, join: _Join) -> Batcher[_Join, Joined]:
         key = join.room_id if join.room_id is not None else join.token_hash
         return self._lanes[hash(key) % len(self._lanes)]
 
-    async def _write(self, batch, skip_locked=True):
+    async def _write(self, batch: list[Pending[_Join, Joined]], skip_locked: bool = True) -> None:
         try:
             outcomes = await self._run([pending.work for pending in batch], skip_locked)
         except Exception as exc:
@@ -112,7 +138,7 @@ class JoinWriter:
                     outcomes.append(alone)
         busy = []
         for pending, outcome in zip(batch, outcomes, strict=True):
-            if outcome is _BUSY:
+            if isinstance(outcome, _Busy):
                 busy.append(pending)
             else:
                 pending.settle(outcome)
@@ -125,10 +151,10 @@ class JoinWriter:
             else:
                 self._slow.requeue([pending])
 
-    async def _write_waiting(self, batch):
+    async def _write_waiting(self, batch: list[Pending[_Join, Joined]]) -> None:
         await self._write(batch, skip_locked=False)
 
-    async def _run(self, joins, skip_locked):
+    async def _run(self, joins: list[_Join], skip_locked: bool) -> list[Outcome]:
         return await self._db.transaction(
             "join_rooms",
             lambda tx: _Batch(tx, self._price, self._broker, skip_locked).run(joins),
@@ -138,26 +164,29 @@ class JoinWriter:
 class _Batch:
     """One batch's transaction: the locked rows, the decisions, the writes."""
 
-    def __init__(self, tx, price, broker, skip_locked=False):
+    def __init__(
+        self, tx: Transaction, price: int, broker: Broker, skip_locked: bool = False
+    ) -> None:
         self.tx = tx
         self.skip_locked = skip_locked
-        self.busy_rooms = set()  # rooms left out: another transaction holds them
+        self.busy_rooms: set[str] = set()  # rooms left out: another transaction holds them
         self.price = price
         self.broker = broker
         self.now = utcnow()
-        self.invitations = {}  # token hash -> row
-        self.rooms = {}  # room_id (case matters) -> row, with "members" (a list)
-        self.users = {}  # lower-case user_id (case does not matter) -> row
-        self.seats = collections.Counter()  # room_id -> seats taken
-        self.charges = collections.Counter()  # user_id -> coins taken
-        self.free_joins = []
-        self.used_invitations = []
-        self.ledger = []
-        self.memberships = []
+        self.invitations: dict[bytes, Row] = {}  # token hash -> row
+        # room_id (case matters) -> row, with "members" (a list)
+        self.rooms: dict[str, Row] = {}
+        self.users: dict[str, Row] = {}  # folded user_id -> row
+        self.seats: collections.Counter[str] = collections.Counter()  # room_id -> seats taken
+        self.charges: collections.Counter[str] = collections.Counter()  # user_id -> coins taken
+        self.free_joins: list[str] = []
+        self.used_invitations: list[int] = []
+        self.ledger: list[Row] = []
+        self.memberships: list[Row] = []
 
-    async def run(self, joins):
+    async def run(self, joins: list[_Join]) -> list[Outcome]:
         await self._lock(joins)
-        outcomes = []
+        outcomes: list[Outcome] = []
         for join in joins:
             try:
                 outcomes.append(self._decide(join))
@@ -166,7 +195,7 @@ class _Batch:
         await self._write()
         return outcomes
 
-    async def _lock(self, joins):
+    async def _lock(self, joins: list[_Join]) -> None:
         hashes = tuple(sorted({j.token_hash for j in joins if j.token_hash is not None}))
         if hashes:
             rows = await self.tx.fetch_all("lock_invitations", token_hashes=hashes)
@@ -190,7 +219,7 @@ class _Batch:
         for row in await self.tx.fetch_all("lock_users_for_joins", user_ids=user_ids):
             self.users[ids.fold(row["user_id"])] = row
 
-    def _decide(self, join):
+    def _decide(self, join: _Join) -> Joined | _Busy:
         invitation = None
         room_id = join.room_id
         if join.token_hash is not None:
@@ -198,7 +227,7 @@ class _Batch:
             room_id = invitation["room_id"]
         if room_id in self.busy_rooms:
             return _BUSY
-        room = self.rooms.get(room_id)
+        room = None if room_id is None else self.rooms.get(room_id)
         if room is None:
             raise errors.NotFound("No such room.")
         user = self.users.get(ids.fold(join.user_id))
@@ -229,8 +258,8 @@ class _Batch:
         )
         return self._answer(room, charged, user)
 
-    def _usable_invitation(self, join):
-        invitation = self.invitations.get(join.token_hash)
+    def _usable_invitation(self, join: _Join) -> Row:
+        invitation = None if join.token_hash is None else self.invitations.get(join.token_hash)
         if (
             invitation is None
             or invitation["used_at"] is not None
@@ -240,12 +269,12 @@ class _Batch:
             raise errors.InviteInvalid()
         return invitation
 
-    def _use(self, invitation):
+    def _use(self, invitation: Row | None) -> None:
         if invitation is not None:
             invitation["used_at"] = self.now
             self.used_invitations.append(invitation["invitation_id"])
 
-    def _charge(self, user, room):
+    def _charge(self, user: Row, room: Row) -> int:
         """The price of this join for ``user``, taken from the locked row's state."""
         if user["is_prime"]:
             return 0
@@ -272,10 +301,10 @@ class _Batch:
         return self.price
 
     @staticmethod
-    def _answer(room, charged, user):
+    def _answer(room: Row, charged: int, user: Row) -> Joined:
         return Joined(Room.from_row(room, room["members"]), charged, int(user["avail_coins"]))
 
-    async def _write(self):
+    async def _write(self) -> None:
         tx = self.tx
         if self.used_invitations:
             await tx.execute(
@@ -293,14 +322,14 @@ class _Batch:
             await tx.execute_many("insert_membership", self.memberships)
 
 
-async def _all_rows(tx, name, keys, **params):
+async def _all_rows(tx: Transaction, name: str, keys: tuple[Any, ...], **params: Any) -> None:
     """Run a guarded UPDATE that the locked rows say must affect every one of ``keys``."""
     rows, _ = await tx.execute(name, **params)
     if rows != len(keys):  # the decisions and the rows disagree: write none of it
         raise RuntimeError(f"{name} changed {rows} of {len(keys)} rows")
 
 
-def _by_count(counter):
+def _by_count(counter: collections.Counter[K]) -> list[tuple[int, tuple[K, ...]]]:
     """``(count, keys)`` for each distinct count: one statement per amount, not per key."""
     groups = collections.defaultdict(list)
     for key, count in counter.items():

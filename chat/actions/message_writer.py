@@ -21,7 +21,11 @@ that path answers with the original), or one the database refused for any
 other reason, so that one bad message never fails the others.
 """
 
+from __future__ import annotations
+
+import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from chat import errors
 from chat.actions import messages
@@ -31,13 +35,23 @@ from chat.models import Message
 from chat.ops import metrics
 from chat.util import ids
 from chat.util.admission import QueueDelay
-from chat.util.batching import Batcher
+from chat.util.batching import Batcher, Pending
 from chat.util.times import utcnow
+
+if TYPE_CHECKING:
+    from chat.db.pool import Database, Row, Transaction
+    from chat.realtime.broker import Broker
+
+Stored = tuple[bool, Message]  # (created, the message)
 
 log = logging.getLogger("chat.messages")
 
-# The outcome of a message whose room another transaction holds locked.
-_BUSY = object()
+
+class _Busy:
+    """The outcome of a message whose room another transaction holds locked."""
+
+
+_BUSY = _Busy()
 # A message whose room is locked is tried again after 10, 20, 30 ms; then it
 # moves to the slow lane, which waits for the lock.
 BOUNCES = 3
@@ -47,7 +61,7 @@ BOUNCE_PAUSE = 0.01
 class _Message:
     __slots__ = ("bounces", "user_id", "room_id", "content", "client_msg_id")
 
-    def __init__(self, user_id, room_id, content, client_msg_id):
+    def __init__(self, user_id: str, room_id: str, content: str, client_msg_id: str | None) -> None:
         self.bounces = 0  # times its room was found locked by another transaction
         self.user_id = user_id
         self.room_id = room_id
@@ -55,11 +69,11 @@ class _Message:
         self.client_msg_id = client_msg_id
 
     @property
-    def member_key(self):
+    def member_key(self) -> tuple[str, str]:
         return self.room_id, ids.fold(self.user_id)
 
 
-def _count_stored(future):
+def _count_stored(future: asyncio.Future[Stored]) -> None:
     if not future.cancelled() and future.exception() is None and future.result()[0]:
         metrics.message_stored()
 
@@ -80,14 +94,22 @@ class MessageWriter:
     its queueing delay stands above ``queue_delay`` seconds.
     """
 
-    def __init__(self, db, broker, max_batch=100, writers=2, queue_delay=0.1, max_queue=5000):
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        max_batch: int = 100,
+        writers: int = 2,
+        queue_delay: float = 0.1,
+        max_queue: int = 5000,
+    ) -> None:
         self._db = db
         self._broker = broker
-        self._lanes = [
+        self._lanes: list[Batcher[_Message, Stored]] = [
             Batcher(self._write, max_batch, 1, QueueDelay(queue_delay), max_queue, name="messages")
             for _ in range(writers)
         ]
-        self._slow = Batcher(
+        self._slow: Batcher[_Message, Stored] = Batcher(
             self._wait_one_by_one,
             max_batch,
             1,
@@ -97,11 +119,13 @@ class MessageWriter:
         )
 
     @property
-    def lanes(self):
+    def lanes(self) -> list[Batcher[_Message, Stored]]:
         """Every queue of this writer: the room lanes, then the slow lane."""
         return [*self._lanes, self._slow]
 
-    def submit(self, user_id, room_id, content, client_msg_id):
+    def submit(
+        self, user_id: str, room_id: str, content: str, client_msg_id: str | None
+    ) -> asyncio.Future[Stored]:
         """Queue a message; the future resolves to ``(created, Message)`` or raises.
 
         Raises ``errors.Overloaded`` at once when the room's lane has a standing queue.
@@ -110,10 +134,10 @@ class MessageWriter:
         future.add_done_callback(_count_stored)
         return future
 
-    def _lane(self, room_id):
+    def _lane(self, room_id: str) -> Batcher[_Message, Stored]:
         return self._lanes[hash(room_id) % len(self._lanes)]
 
-    def _busy(self, pendings):
+    def _busy(self, pendings: list[Pending[_Message, Stored]]) -> None:
         """Items whose room another transaction holds: try again shortly, then the slow lane.
 
         Most such locks are another writer's batch, held for milliseconds.
@@ -126,7 +150,7 @@ class MessageWriter:
             else:
                 self._slow.requeue([pending])
 
-    async def _write(self, batch):
+    async def _write(self, batch: list[Pending[_Message, Stored]]) -> None:
         if len(batch) == 1:
             await self._one_by_one(batch)
             return
@@ -154,16 +178,19 @@ class MessageWriter:
             return
         busy = []
         for pending, outcome in zip(batch, outcomes, strict=True):
-            if outcome is _BUSY:
+            if isinstance(outcome, _Busy):
                 busy.append(pending)
             else:
                 pending.settle(outcome)
         self._busy(busy)
 
-    async def _one_by_one(self, batch, skip_locked=True):
+    async def _one_by_one(
+        self, batch: list[Pending[_Message, Stored]], skip_locked: bool = True
+    ) -> None:
         busy = []
         for pending in batch:
             m = pending.work
+            outcome: Stored | Exception
             try:
                 outcome = await messages.store_one(
                     self._db,
@@ -182,31 +209,34 @@ class MessageWriter:
             pending.settle(outcome)
         self._busy(busy)
 
-    async def _wait_one_by_one(self, batch):
+    async def _wait_one_by_one(self, batch: list[Pending[_Message, Stored]]) -> None:
         """The slow lane: rooms locked elsewhere, each message waiting (boundedly) for its lock."""
         await self._one_by_one(batch, skip_locked=False)
 
-    async def _store(self, tx, batch):
+    async def _store(
+        self, tx: Transaction, batch: list[_Message]
+    ) -> list[Stored | Exception | _Busy]:
         """Store ``_Message``s; returns one outcome each: ``(created, Message)`` or an error."""
         room_ids = tuple(sorted({p.room_id for p in batch}))
         last = {
             row["room_id"]: row["last_seq"]
             for row in await tx.fetch_all("lock_rooms_for_messages", room_ids=room_ids)
         }
-        busy = set()
+        busy: set[str] = set()
         if len(last) < len(room_ids):  # left out: locked elsewhere, or no such room
             missing = tuple(r for r in room_ids if r not in last)
             busy = {
                 row["room_id"] for row in await tx.fetch_all("existing_rooms", room_ids=missing)
             }
         pairs = tuple({p.member_key for p in batch if p.room_id in last})
-        members = set()
+        members: set[tuple[str, str]] = set()
         if pairs:
             members = {
                 (row["room_id"], ids.fold(row["user_id"]))
                 for row in await tx.fetch_all("members_among", pairs=pairs)
             }
-        outcomes, rows = [], []
+        outcomes: list[Row | Exception | _Busy] = []
+        rows: list[Row] = []
         now = utcnow()
         for p in batch:
             if p.room_id in busy:
@@ -238,13 +268,13 @@ class MessageWriter:
             )
         return [(True, stored[id(o)]) if isinstance(o, dict) else o for o in outcomes]
 
-    async def _insert(self, tx, rows):
+    async def _insert(self, tx: Transaction, rows: list[Row]) -> None:
         await tx.execute_many("insert_message", rows)
         keys = tuple((row["room_id"], row["seq"]) for row in rows)
-        ids = {
+        found = {
             (r["room_id"], r["seq"]): r["message_id"]
             for r in await tx.fetch_all("message_ids_by_seq", keys=keys)
         }
         for row in rows:
-            row["message_id"] = ids[(row["room_id"], row["seq"])]
+            row["message_id"] = found[(row["room_id"], row["seq"])]
         await tx.execute("sync_last_seq", room_ids=tuple({row["room_id"] for row in rows}))

@@ -15,8 +15,12 @@ more loosely than it says.
 
 import functools
 import re
+from collections.abc import Callable
+from typing import Any
 
 # type(x) is T, not isinstance: bool is an int subclass, and True is no integer.
+Predicate = Callable[[Any], bool]
+
 _TYPES = {"object": dict, "string": str, "integer": int, "boolean": bool}
 _IGNORED = {"description"}
 
@@ -40,14 +44,14 @@ def python_regex(pattern: str) -> "re.Pattern[str]":
     return re.compile(pattern)
 
 
-def compile_schema(schema):
+def compile_schema(schema: dict[str, Any]) -> Predicate:
     """A predicate ``check(instance) -> bool`` that is True only for valid instances."""
-    checks = [_compile_keyword(schema, keyword) for keyword in schema if keyword not in _IGNORED]
-    checks = tuple(check for check in checks if check is not None)
+    compiled = [_compile_keyword(schema, keyword) for keyword in schema if keyword not in _IGNORED]
+    checks = tuple(check for check in compiled if check is not None)
     if len(checks) == 1:
         return checks[0]
 
-    def check_all(instance):
+    def check_all(instance: Any) -> bool:
         for check in checks:
             if not check(instance):
                 return False
@@ -56,7 +60,7 @@ def compile_schema(schema):
     return check_all
 
 
-def _compile_keyword(schema, keyword):
+def _compile_keyword(schema: dict[str, Any], keyword: str) -> Predicate | None:
     value = schema[keyword]
     if keyword == "type":
         if value not in _TYPES:
@@ -93,10 +97,10 @@ def _compile_keyword(schema, keyword):
     raise UnsupportedSchema(f"keyword {keyword!r}")
 
 
-def _properties(properties, additional):
+def _properties(properties: dict[str, Any], additional: Any) -> Predicate:
     checks = {name: compile_schema(sub) for name, sub in properties.items()}
 
-    def check(x):
+    def check(x: Any) -> bool:
         if type(x) is not dict:
             return False
         for name, item in x.items():
@@ -111,7 +115,7 @@ def _properties(properties, additional):
     return check
 
 
-def _one_of_required(alternatives):
+def _one_of_required(alternatives: list[dict[str, Any]]) -> Predicate:
     """``oneOf`` whose alternatives only list required names: exactly one is met."""
     groups = []
     for alternative in alternatives:
@@ -119,13 +123,13 @@ def _one_of_required(alternatives):
             raise UnsupportedSchema("oneOf alternatives other than 'required' lists")
         groups.append(tuple(alternative["required"]))
 
-    def check(x):
+    def check(x: Any) -> bool:
         return type(x) is dict and sum(all(n in x for n in names) for names in groups) == 1
 
     return check
 
 
-def _string_rule(keyword, value):
+def _string_rule(keyword: str, value: Any) -> Predicate:
     # Every string rule also insists on a string: jsonschema would let other
     # types pass it, but "ask jsonschema" is always a safe answer.
     if keyword == "minLength":

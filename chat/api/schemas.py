@@ -7,6 +7,9 @@ Error messages name the field and the rule, and never repeat the value sent
 (it may be a password).
 """
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import jsonschema
 from jsonschema import validators
 
@@ -64,7 +67,7 @@ CLIENT_MSG_ID = {
 PAGE_LIMIT = {"type": "integer", "minimum": 1, "maximum": 200, "description": "default 50"}
 
 
-def _object(required, properties, **extra):
+def _object(required: list[str], properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {
         "type": "object",
         "required": list(required),
@@ -211,15 +214,21 @@ FRAMES = {
 }
 
 
-def _utf8_bytes(limit_ok, word):
-    def check(validator, limit, instance, schema):
+def _utf8_bytes(
+    limit_ok: Callable[[int, int], bool], word: str
+) -> Callable[..., Iterator[jsonschema.ValidationError]]:
+    def check(
+        validator: Any, limit: int, instance: Any, schema: Any
+    ) -> Iterator[jsonschema.ValidationError]:
         if isinstance(instance, str) and not limit_ok(len(instance.encode("utf-8")), limit):
             yield jsonschema.ValidationError(f"must be {word} {limit} bytes in UTF-8")
 
     return check
 
 
-def _pattern(validator, pattern, instance, schema):
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: Any
+) -> Iterator[jsonschema.ValidationError]:
     """``pattern`` as JSON Schema means it: ``$`` is the end of the text (see python_regex)."""
     if isinstance(instance, str) and not python_regex(pattern).search(instance):
         yield jsonschema.ValidationError("does not match its pattern")
@@ -244,7 +253,7 @@ _TYPE_WORDS = {
 }
 
 
-def _message(error):
+def _message(error: Any) -> str:
     """A message for one error that never repeats the value it judged."""
     v, arg = error.validator, error.validator_value
     if v == "type":
@@ -267,11 +276,11 @@ def _message(error):
     return "is not valid"
 
 
-def _field(error):
+def _field(error: Any) -> str:
     return ".".join(str(part) for part in error.absolute_path)
 
 
-def _errors(error):
+def _errors(error: Any) -> list[dict[str, str]]:
     """Flatten one jsonschema error into the contract's {"field", "message"} items."""
     v = error.validator
     if v == "required":
@@ -302,20 +311,20 @@ def _errors(error):
 
 
 class CompiledSchema:
-    def __init__(self, schema):
+    def __init__(self, schema: dict[str, Any]) -> None:
         Validator.check_schema(schema)
         self.schema = schema
         self._validator = Validator(schema)
         self._valid = compile_schema(schema)
 
-    def validate(self, instance):
+    def validate(self, instance: Any) -> Any:
         """Return ``instance`` or raise ValidationFailed listing every problem."""
         if self._valid(instance):
             return instance
         found = sorted(self._validator.iter_errors(instance), key=lambda e: list(e.path))
         if not found:
             return instance
-        problems = []
+        problems: list[dict[str, str]] = []
         for error in found:
             for item in _errors(error):
                 if item not in problems:

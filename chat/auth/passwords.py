@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import bcrypt
@@ -38,7 +38,7 @@ class PasswordHasher:
         # takes as long whether or not the account is there.
         self._decoy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds))
 
-    async def hash(self, password):
+    async def hash(self, password: str) -> str:
         salt = bcrypt.gensalt(self.rounds)
         hashed = await self._run(bcrypt.hashpw, password.encode("utf-8"), salt)
         return hashed.decode("ascii")
@@ -54,7 +54,7 @@ class PasswordHasher:
         finally:
             self.in_flight -= 1
 
-    async def verify(self, password, hashed):
+    async def verify(self, password: str, hashed: str | None) -> bool:
         """True when ``password`` matches ``hashed``; ``hashed=None`` checks a decoy.
 
         A password longer than bcrypt's 72 bytes can never have been set, so it
@@ -62,11 +62,11 @@ class PasswordHasher:
         """
         secret = password.encode("utf-8")
         usable = hashed is not None and len(secret) <= MAX_PASSWORD_BYTES
-        target = hashed.encode("ascii") if usable else self._decoy
+        target = hashed.encode("ascii") if hashed is not None and usable else self._decoy
         ok = await self._run(bcrypt.checkpw, secret[:MAX_PASSWORD_BYTES], target)
         return ok and usable
 
-    def close(self):
+    def close(self) -> None:
         self._executor.shutdown(wait=False)
 
 
@@ -84,21 +84,24 @@ class VerifiedPasswords:
     process, and the memory is bounded.
     """
 
-    def __init__(self, hasher, size=10000):
+    def __init__(self, hasher: PasswordHasher, size: int = 10000) -> None:
         self._hasher = hasher
         self._key = secrets.token_bytes(32)
         self._known: Lru[bytes, bool] = Lru(size)
-        self._checking = {}  # digest -> future of a bcrypt check in progress
+        # digest -> future of a bcrypt check in progress
+        self._checking: dict[bytes, asyncio.Future[bool]] = {}
 
-    def remember(self, subject, password):
+    def remember(self, subject: str, password: str) -> None:
         """Record a pair known to match, such as a room's password at its creation."""
         self._known.put(self._digest(subject, password), True)
 
-    def known(self, subject, password):
+    def known(self, subject: str, password: str) -> bool:
         """Whether ``password`` is known to be ``subject``'s (no bcrypt needed)."""
         return self._digest(subject, password) in self._known
 
-    async def verify(self, subject, password, load_hash):
+    async def verify(
+        self, subject: str, password: str, load_hash: Callable[[], Awaitable[str]]
+    ) -> bool:
         """True when ``password`` is ``subject``'s; ``await load_hash()`` gives its hash."""
         digest = self._digest(subject, password)
         if self._known.get(digest):
@@ -111,24 +114,26 @@ class VerifiedPasswords:
         # shield: one caller giving up must not cancel the check the others wait on.
         return await asyncio.shield(checking)
 
-    async def _check(self, digest, password, load_hash):
+    async def _check(
+        self, digest: bytes, password: str, load_hash: Callable[[], Awaitable[str]]
+    ) -> bool:
         if not await self._hasher.verify(password, await load_hash()):
             return False
         self._known.put(digest, True)
         return True
 
-    def _finished(self, digest, done):
+    def _finished(self, digest: bytes, done: asyncio.Future[bool]) -> None:
         del self._checking[digest]
         if not done.cancelled():
             done.exception()  # retrieved: its waiters may all have gone
 
-    def _digest(self, subject, password):
+    def _digest(self, subject: str, password: str) -> bytes:
         return hmac.new(
             self._key, subject.encode("utf-8") + b"\0" + password.encode("utf-8"), hashlib.sha256
         ).digest()
 
 
-def admin_key_matches(given, expected):
+def admin_key_matches(given: str, expected: str) -> bool:
     return bool(expected) and secrets.compare_digest(
         given.encode("utf-8"), expected.encode("utf-8")
     )

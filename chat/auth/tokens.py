@@ -10,6 +10,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from typing import Any
 
 import jwt
 
@@ -26,12 +27,14 @@ class TokenIssuer:
     this class's business: callers check ``jti`` against the revocations.
     """
 
-    def __init__(self, secret, ttl, cache_size=10000):
+    def __init__(self, secret: str, ttl: int, cache_size: int = 10000) -> None:
         self._secret = secret
         self.ttl = ttl
-        self._checked = Lru(cache_size)  # token -> claims
+        self._checked: Lru[str, dict[str, Any]] = Lru(cache_size)  # token -> claims
 
-    def issue(self, user_id, session_id, device_id=None):
+    def issue(
+        self, user_id: str, session_id: str, device_id: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
         """A new access token of the session and its claims."""
         now = int(time.time())
         claims = {
@@ -45,7 +48,7 @@ class TokenIssuer:
             claims["did"] = device_id
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), claims
 
-    def verify(self, token):
+    def verify(self, token: str) -> dict[str, Any] | None:
         """The claims of a valid, unexpired token, or None for anything else."""
         claims = self._checked.get(token)
         if claims is not None:
@@ -58,7 +61,7 @@ class TokenIssuer:
             self._checked.put(token, claims)
         return claims
 
-    def _decode(self, token):
+    def _decode(self, token: str) -> dict[str, Any] | None:
         try:
             claims = jwt.decode(
                 token,
@@ -73,31 +76,31 @@ class TokenIssuer:
         return claims
 
 
-def new_session_id():
+def new_session_id() -> str:
     """A session id: 128 random bits as 32 hex characters."""
     return secrets.token_hex(16)
 
 
-def new_refresh_token():
+def new_refresh_token() -> tuple[str, bytes]:
     """A fresh refresh token (256 random bits, opaque) and the hash to store."""
     token = secrets.token_urlsafe(32)
     return token, refresh_hash(token)
 
 
-def refresh_hash(token):
+def refresh_hash(token: str) -> bytes:
     return hashlib.sha256(b"refresh\0" + token.encode("utf-8")).digest()
 
 
-def new_invitation_token():
+def new_invitation_token() -> tuple[str, bytes]:
     """A fresh invitation token (256 random bits) and the hash to store."""
     token = secrets.token_urlsafe(32)
     return token, invitation_hash(token)
 
 
-def invitation_hash(token):
+def invitation_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-def new_room_id():
+def new_room_id() -> str:
     """An unguessable room id: 96 random bits, 16 URL-safe characters."""
     return secrets.token_urlsafe(12)

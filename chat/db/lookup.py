@@ -7,7 +7,17 @@ next query takes them all with ``WHERE key IN (...)``: at low load a look-up
 is one query as before, under load many share one.
 """
 
-from chat.util.batching import Batcher
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from chat.util.batching import Batcher, Pending
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from chat.db.pool import Database, Row
 
 
 class BatchedLookup:
@@ -20,18 +30,27 @@ class BatchedLookup:
     Every caller gets the row as its own dict.
     """
 
-    def __init__(self, db, query, param, column, fold=None, max_batch=500, workers=2):
+    def __init__(
+        self,
+        db: Database,
+        query: str,
+        param: str,
+        column: str,
+        fold: Callable[[Any], Any] | None = None,
+        max_batch: int = 500,
+        workers: int = 2,
+    ) -> None:
         self._db = db
         self._query = query
         self._param = param
         self._column = column
         self._fold = fold or (lambda key: key)
-        self._reads = Batcher(self._read, max_batch, workers)
+        self._reads: Batcher[Any, Row | None] = Batcher(self._read, max_batch, workers)
 
-    def get(self, key):
+    def get(self, key: Any) -> asyncio.Future[Row | None]:
         return self._reads.submit(key)
 
-    async def _read(self, batch):
+    async def _read(self, batch: list[Pending[Any, Row | None]]) -> None:
         keys = tuple({pending.work for pending in batch})
         rows = await self._db.fetch_all(self._query, **{self._param: keys})
         found = {self._fold(row[self._column]): row for row in rows}

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import warnings
+from typing import Any
 
 import pymysql
 
@@ -29,7 +30,7 @@ class MigrationError(Exception):
     pass
 
 
-def schema_files(path):
+def schema_files(path: str) -> list[tuple[int, str, str]]:
     """(version, filename, full path) of every schema file, in order."""
     files = []
     for filename in sorted(os.listdir(path)):
@@ -45,9 +46,10 @@ def schema_files(path):
     return files
 
 
-def statements(text):
+def statements(text: str) -> list[str]:
     """Split a schema file into statements: each ends with ';' at the end of a line."""
-    current, result = [], []
+    current: list[str] = []
+    result: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
         if not current and (not stripped or stripped.startswith("--")):
@@ -61,7 +63,7 @@ def statements(text):
     return result
 
 
-def applied_versions(cur):
+def applied_versions(cur: Any) -> set[int]:
     cur.execute("SHOW TABLES LIKE 'schema_migrations'")
     if not cur.fetchone():
         return set()
@@ -69,7 +71,7 @@ def applied_versions(cur):
     return {row[0] for row in cur.fetchall()}
 
 
-def migrate(url, schema_dir, create_database=False):
+def migrate(url: Any, schema_dir: str, create_database: bool = False) -> list[str]:
     """Bring the database up to date; returns the filenames applied.
 
     With ``create_database``, a database that does not exist yet is created.
@@ -100,7 +102,8 @@ def migrate(url, schema_dir, create_database=False):
                 conn.select_db(url.database)
             # Several processes may start at once: one migrates, the others wait.
             cur.execute("SELECT GET_LOCK('chat_schema_migrate', 60)")
-            if cur.fetchone()[0] != 1:
+            locked = cur.fetchone()
+            if locked is None or locked[0] != 1:
                 raise MigrationError("another process held the migration lock for 60 s")
             try:
                 return _apply_missing(cur, schema_dir)
@@ -110,7 +113,7 @@ def migrate(url, schema_dir, create_database=False):
         conn.close()
 
 
-def _apply_missing(cur, schema_dir):
+def _apply_missing(cur: Any, schema_dir: str) -> list[str]:
     done = applied_versions(cur)
     applied = []
     for version, filename, full in schema_files(schema_dir):

@@ -35,7 +35,7 @@ import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import aiomysql
 import pymysql
@@ -43,6 +43,10 @@ import pymysql
 from chat import errors
 from chat.db.errors import DuplicateKey
 from chat.util.admission import QueueDelay
+
+# A row as the DictCursor gives it: column name -> value.
+Row = dict[str, Any]
+T = TypeVar("T")
 
 log = logging.getLogger("chat.db")
 
@@ -99,14 +103,14 @@ class _Runner:
             await cur.close()
             raise
 
-    async def fetch_one(self, name: str, /, **params: Any) -> Any:
+    async def fetch_one(self, name: str, /, **params: Any) -> Row | None:
         cur = await self._run(name, params)
         try:
             return await cur.fetchone()
         finally:
             await cur.close()
 
-    async def fetch_all(self, name: str, /, **params: Any) -> Any:
+    async def fetch_all(self, name: str, /, **params: Any) -> list[Row]:
         cur = await self._run(name, params)
         try:
             return await cur.fetchall()
@@ -426,6 +430,8 @@ class _Pool:
             expired.append(True)
             conn.close()  # the pending read fails; the server rolls back what is open
 
+        timer: asyncio.TimerHandle
+
         def overdue() -> None:
             # Slow: find out now (on a connection of our own) whether the
             # database still answers, so that when it does not, every call
@@ -457,9 +463,13 @@ class _Pool:
 
 
 class Database:
-    def __init__(self, reads: _Pool, writes: _Pool, queries: Any, health: _Health) -> None:
-        self._reads = reads
-        self._writes = writes
+    def __init__(
+        self, autocommit: _Pool, transactions: _Pool, queries: Any, health: _Health
+    ) -> None:
+        # Single statements (reads, and the few writes that stand alone) run on
+        # autocommit connections; transactions on connections of their own.
+        self._autocommit = autocommit
+        self._transactions = transactions
         self.queries = queries
         self.health = health
         health.on_down.append(self._on_down)
@@ -547,19 +557,19 @@ class Database:
         )
 
     def _on_down(self) -> None:
-        for pool in (self._reads, self._writes):
+        for pool in (self._autocommit, self._transactions):
             pool.fail_waiters()
             pool.discard_idle()
             for conn in pool.running():
                 conn.close()  # its call fails now rather than at its own deadline
 
     def _on_up(self) -> None:
-        for pool in (self._reads, self._writes):
+        for pool in (self._autocommit, self._transactions):
             pool.discard_idle()
 
     @property
     def pools(self) -> tuple[_Pool, _Pool]:
-        return self._reads, self._writes
+        return self._autocommit, self._transactions
 
     def pool_stats(self) -> dict[str, dict[str, int]]:
         """Connections lent out, callers waiting, and the most, of each pool (for metrics)."""
@@ -570,8 +580,8 @@ class Database:
 
     async def close(self) -> None:
         self.health.close()
-        idle = []
-        for pool in (self._reads, self._writes):
+        idle: list[Any] = []
+        for pool in (self._autocommit, self._transactions):
             idle.extend(pool._free)
             pool._free.clear()
             pool.close()
@@ -587,7 +597,7 @@ class Database:
     def abort_running(self) -> list[int]:
         """Close every connection in use (their transactions roll back); their thread ids."""
         ids = []
-        for pool in (self._reads, self._writes):
+        for pool in (self._autocommit, self._transactions):
             for conn in pool.running():
                 try:
                     ids.append(conn.thread_id())
@@ -596,8 +606,9 @@ class Database:
                 conn.close()
         return ids
 
-    async def _read(self, method: str, name: str, params: dict) -> Any:
-        pool = self._reads
+    async def _single(self, method: str, name: str, params: dict) -> Any:
+        """One statement on an autocommit connection."""
+        pool = self._autocommit
         conn = await pool.acquire()
         broken = True
         try:
@@ -610,18 +621,18 @@ class Database:
         finally:
             pool.release(conn, broken)
 
-    async def fetch_one(self, name: str, /, **params: Any) -> Any:
-        return await self._read("fetch_one", name, params)
+    async def fetch_one(self, name: str, /, **params: Any) -> Row | None:
+        return await self._single("fetch_one", name, params)
 
-    async def fetch_all(self, name: str, /, **params: Any) -> Any:
-        return await self._read("fetch_all", name, params)
+    async def fetch_all(self, name: str, /, **params: Any) -> list[Row]:
+        return await self._single("fetch_all", name, params)
 
-    async def execute(self, name: str, /, **params: Any) -> Any:
-        return await self._read("execute", name, params)
+    async def execute(self, name: str, /, **params: Any) -> tuple[int, int]:
+        return await self._single("execute", name, params)
 
     async def ping(self) -> None:
         """Return once the database answers; ``Unavailable`` if it does not in time."""
-        pool = self._reads
+        pool = self._autocommit
         conn = await pool.acquire()
         broken = True
         try:
@@ -630,9 +641,9 @@ class Database:
         finally:
             pool.release(conn, broken)
 
-    async def transaction(self, name: str, fn: Callable[[Transaction], Awaitable[Any]]) -> Any:
+    async def transaction(self, name: str, fn: Callable[[Transaction], Awaitable[T]]) -> T:
         """Run ``await fn(tx)`` in one transaction and return its result."""
-        pool = self._writes
+        pool = self._transactions
         for attempt in range(1, ATTEMPTS + 1):
             started = time.monotonic()
             conn = await pool.acquire()

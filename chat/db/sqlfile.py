@@ -14,6 +14,8 @@ fails loudly when the parameters given differ from the ones it names.
 
 import os
 import re
+from collections.abc import Mapping
+from typing import Any
 
 NAME_LINE = re.compile(r"^--\s*name:\s*(?P<name>[a-z][a-z0-9_]*)\s*$")
 PARAM = re.compile(r"%\((?P<name>[a-z_][a-z0-9_]*)\)s")
@@ -27,13 +29,13 @@ class QueryFileError(Exception):
 class Query:
     __slots__ = ("name", "sql", "params", "source")
 
-    def __init__(self, name, sql, source):
+    def __init__(self, name: str, sql: str, source: str) -> None:
         self.name = name
         self.sql = sql
         self.params = frozenset(PARAM.findall(sql))
         self.source = source
 
-    def bind(self, params):
+    def bind(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
         """Check the given parameters against the ones the query names."""
         given = params.keys()
         if given != self.params:
@@ -44,15 +46,17 @@ class Query:
             )
         return params
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Query({self.name})"
 
 
-def parse(text, source="<string>"):
-    queries = {}
-    name, body, start = None, [], 0
+def parse(text: str, source: str = "<string>") -> dict[str, Query]:
+    queries: dict[str, Query] = {}
+    name: str | None = None
+    body: list[str] = []
+    start = 0
 
-    def close():
+    def close() -> None:
         if name is None:
             if any(line.strip() and not line.strip().startswith("--") for line in body):
                 raise QueryFileError(f"{source}:{start}: SQL before the first '-- name:'")
@@ -84,9 +88,9 @@ def parse(text, source="<string>"):
     return queries
 
 
-def load_dir(path):
+def load_dir(path: str) -> dict[str, Query]:
     """Every query of every ``*.sql`` file in ``path``; names are unique across files."""
-    queries = {}
+    queries: dict[str, Query] = {}
     for filename in sorted(os.listdir(path)):
         if not filename.endswith(".sql"):
             continue

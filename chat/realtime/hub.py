@@ -324,14 +324,14 @@ class Hub:
 
     async def catch_up(self, sub: Subscription, after: int | None) -> None:
         """Send the stored messages with seq > ``after`` (if given), then go live."""
-        sent = sub.start if after is None else after
+        start = sub.start
+        assert start is not None, "subscribe() has set where the channel feeds it from"
+        sent = start if after is None else after
         room_id = sub.channel.room_id
-        while sub.active and sent < sub.start:
-            found = await messages.messages_between(self.ctx, room_id, sent, sub.start)
+        while sub.active and sent < start:
+            found = await messages.messages_between(self.ctx, room_id, sent, start)
             if not found:
-                log.error(
-                    "room %s: seqs %d-%d missing from the database", room_id, sent + 1, sub.start
-                )
+                log.error("room %s: seqs %d-%d missing from the database", room_id, sent + 1, start)
                 break
             written = None
             for message in found:
@@ -346,7 +346,7 @@ class Hub:
                 except Exception:
                     return
         if sub.active:
-            sub.go_live(max(sent, sub.start))
+            sub.go_live(max(sent, start))
 
     def unsubscribe(self, socket: Socket, room_id: str) -> None:
         sub = self._subs.get(socket, {}).get(room_id)

@@ -4,24 +4,34 @@ Used for group commit (messages, joins: many items, one transaction) and for
 batched reads (token revocations: many look-ups, one query).
 """
 
+from __future__ import annotations
+
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from chat import errors
 from chat.ops import metrics
 
+if TYPE_CHECKING:
+    from chat.util.admission import QueueDelay
 
-class Pending:
+W = TypeVar("W")  # what to do
+R = TypeVar("R")  # what comes of it
+
+
+class Pending(Generic[W, R]):
     """One submitted item: what to do, the future its submitter waits on, when it came."""
 
     __slots__ = ("work", "future", "arrived")
 
-    def __init__(self, work, future, arrived=0.0):
+    def __init__(self, work: W, future: asyncio.Future[R], arrived: float = 0.0) -> None:
         self.work = work
         self.future = future
         self.arrived = arrived
 
-    def settle(self, outcome):
+    def settle(self, outcome: R | BaseException) -> None:
         """Resolve the future with ``outcome``, or fail it if ``outcome`` is an exception."""
         if self.future.done():
             return
@@ -31,7 +41,7 @@ class Pending:
             self.future.set_result(outcome)
 
 
-class Batcher:
+class Batcher(Generic[W, R]):
     """Calls ``await handle(batch)`` on lists of ``Pending``, in submission order.
 
     Up to ``workers`` batches are handled at once, each of up to ``max_batch``
@@ -44,7 +54,15 @@ class Batcher:
     at once (``errors.Overloaded``), and it never holds more than ``max_queue``.
     """
 
-    def __init__(self, handle, max_batch, workers, delay=None, max_queue=None, name=None):
+    def __init__(
+        self,
+        handle: Callable[[list[Pending[W, R]]], Awaitable[None]],
+        max_batch: int,
+        workers: int,
+        delay: QueueDelay | None = None,
+        max_queue: int | None = None,
+        name: str | None = None,
+    ) -> None:
         self._handle = handle
         self._name = name  # a group-commit writer's name: its batch sizes are a metric
         self._max_batch = max_batch
@@ -52,16 +70,16 @@ class Batcher:
         self._workers = 0
         # The loop holds tasks only weakly: a worker waiting on the database
         # could otherwise be collected with its batch unanswered.
-        self._tasks = set()
-        self._queue = []
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._queue: list[Pending[W, R]] = []
         self.delay = delay
         self._max_queue = max_queue
 
     @property
-    def queued(self):
+    def queued(self) -> int:
         return len(self._queue)
 
-    def submit(self, work):
+    def submit(self, work: W) -> asyncio.Future[R]:
         """Queue ``work``; returns the future ``handle`` settles for it."""
         now = 0.0
         if self.delay is not None:
@@ -72,20 +90,20 @@ class Batcher:
             ):
                 self.delay.refuse()
                 raise errors.Overloaded()
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._enqueue(Pending(work, future, now))
         return future
 
-    def requeue(self, pendings):
+    def requeue(self, pendings: list[Pending[W, R]]) -> None:
         """Queue items already submitted elsewhere (no admission check: they were admitted)."""
         for pending in pendings:
             self._enqueue(pending)
 
-    def requeue_later(self, pendings, delay):
+    def requeue_later(self, pendings: list[Pending[W, R]], delay: float) -> None:
         """``requeue`` after ``delay`` seconds."""
         asyncio.get_running_loop().call_later(delay, self.requeue, pendings)
 
-    def _enqueue(self, pending):
+    def _enqueue(self, pending: Pending[W, R]) -> None:
         self._queue.append(pending)
         if self._workers < self._max_workers:
             self._workers += 1
@@ -93,7 +111,7 @@ class Batcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _work(self):
+    async def _work(self) -> None:
         try:
             while self._queue:
                 batch = self._queue[: self._max_batch]

@@ -28,6 +28,8 @@ class HealthHandler(ApiHandler):
         schema_version = None
         try:
             row = await self.ctx.db.fetch_one("schema_version")
+            if row is None:
+                raise LookupError("no schema version recorded")
             schema_version = row["version"]
         except Exception as exc:
             # The pool logs the outage once; a probe every few seconds need not.

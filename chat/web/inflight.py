@@ -10,13 +10,20 @@ routing, authentication, JSON or an access-log line: refusing must cost far
 less than serving, or an overloaded server spends itself on refusals.
 """
 
+from __future__ import annotations
+
 import asyncio
 import time
 import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from tornado import httputil
+from tornado.iostream import IOStream
 
 from chat.ops import metrics
+
+StartLine = httputil.RequestStartLine | httputil.ResponseStartLine
 
 REFUSAL_BODY = (
     b'{"error":{"code":"overloaded","message":"The server is overloaded; try again shortly.",'
@@ -33,10 +40,14 @@ class InFlight(httputil.HTTPServerConnectionDelegate):
     The streams handed to WebSockets are kept (weakly) to see them closed.
     """
 
-    def __init__(self, application, refuse=None):
+    def __init__(
+        self,
+        application: httputil.HTTPServerConnectionDelegate,
+        refuse: Callable[[StartLine], bool] | None = None,
+    ) -> None:
         self.application = application
-        self.requests = set()
-        self.websocket_streams = weakref.WeakSet()
+        self.requests: set[_TrackedConnection] = set()
+        self.websocket_streams: weakref.WeakSet[IOStream] = weakref.WeakSet()
         self.refuse = refuse
         self.refused = 0  # requests answered 503 overloaded at the door
         extra = getattr(application, "settings", {}).get("security_headers", {})
@@ -48,11 +59,15 @@ class InFlight(httputil.HTTPServerConnectionDelegate):
             "Content-Length": str(len(REFUSAL_BODY)),
         }
 
-    def start_request(self, server_conn, request_conn):
+    def start_request(
+        self, server_conn: object, request_conn: httputil.HTTPConnection
+    ) -> httputil.HTTPMessageDelegate:
         tracked = _TrackedConnection(request_conn, self)
-        return _TrackedDelegate(self.application.start_request(server_conn, tracked), tracked, self)
+        # A proxy of the connection: it answers everything the connection does.
+        proxy = cast(httputil.HTTPConnection, tracked)
+        return _TrackedDelegate(self.application.start_request(server_conn, proxy), tracked, self)
 
-    def answer_refused(self, connection):
+    def answer_refused(self, connection: _TrackedConnection) -> None:
         self.refused += 1
         metrics.refused("overloaded", "http")
         connection.write_headers(
@@ -62,13 +77,13 @@ class InFlight(httputil.HTTPServerConnectionDelegate):
         )
         connection.finish()
 
-    def on_close(self, server_conn):
+    def on_close(self, server_conn: object) -> None:
         self.application.on_close(server_conn)
 
-    def open_websockets(self):
+    def open_websockets(self) -> int:
         return sum(1 for stream in list(self.websocket_streams) if not stream.closed())
 
-    async def drain(self, timeout):
+    async def drain(self, timeout: float) -> bool:
         """Wait until no request is in flight; False if some still are after ``timeout``."""
         return await wait_until(lambda: not self.requests, timeout)
 
@@ -76,35 +91,42 @@ class InFlight(httputil.HTTPServerConnectionDelegate):
 class _TrackedConnection:
     """The request's HTTPConnection, noting when the response is done."""
 
-    def __init__(self, connection, tracker):
+    def __init__(self, connection: httputil.HTTPConnection, tracker: InFlight) -> None:
         self._connection = connection
         self._tracker = tracker
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._connection, name)
 
-    def finish(self):
+    def finish(self) -> None:
         try:
             return self._connection.finish()
         finally:
             self._tracker.requests.discard(self)
 
-    def detach(self):
+    def detach(self) -> IOStream:
         self._tracker.requests.discard(self)
-        stream = self._connection.detach()
+        stream: IOStream = self._connection.detach()  # type: ignore[attr-defined]
         self._tracker.websocket_streams.add(stream)
         return stream
 
 
 class _TrackedDelegate(httputil.HTTPMessageDelegate):
-    def __init__(self, delegate, connection, tracker):
+    def __init__(
+        self,
+        delegate: httputil.HTTPMessageDelegate,
+        connection: _TrackedConnection,
+        tracker: InFlight,
+    ) -> None:
         self._delegate = delegate
         self._connection = connection
         self._tracker = tracker
         self._requests = tracker.requests
         self._refused = False
 
-    def headers_received(self, start_line, headers):
+    def headers_received(
+        self, start_line: StartLine, headers: httputil.HTTPHeaders
+    ) -> Awaitable[None] | None:
         self._requests.add(self._connection)
         refuse = self._tracker.refuse
         if refuse is not None and refuse(start_line):
@@ -112,18 +134,18 @@ class _TrackedDelegate(httputil.HTTPMessageDelegate):
             return None
         return self._delegate.headers_received(start_line, headers)
 
-    def data_received(self, chunk):
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         if self._refused:
             return None
         return self._delegate.data_received(chunk)
 
-    def finish(self):
+    def finish(self) -> None:
         if self._refused:
             self._tracker.answer_refused(self._connection)
             return None
         return self._delegate.finish()
 
-    def on_connection_close(self):
+    def on_connection_close(self) -> None:
         # The client is gone before its response was finished; nobody waits for it.
         self._requests.discard(self._connection)
         if self._refused:
@@ -131,7 +153,7 @@ class _TrackedDelegate(httputil.HTTPMessageDelegate):
         return self._delegate.on_connection_close()
 
 
-async def wait_until(check, timeout):
+async def wait_until(check: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:

@@ -22,7 +22,7 @@ class MetricsHandler(ApiHandler):
         if not allowed:
             raise errors.NotFound(f"No such path: {self.request.path}")
         try:
-            address = ipaddress.ip_address(self.request.remote_ip)
+            address = ipaddress.ip_address(self.request.remote_ip or "")
         except ValueError:
             address = None
         if address is None or not any(address in network for network in allowed):

@@ -10,15 +10,18 @@ Output a client does not read piles up in this process; once more than
 ``ws_max_buffer_bytes`` wait for it, the client is disconnected instead.
 """
 
+from __future__ import annotations
+
 import asyncio
 import functools
 import itertools
 import logging
 import struct
 import time
+from typing import TYPE_CHECKING, Any
 
 from tornado import ioloop, websocket
-from tornado.iostream import StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError
 
 from chat import errors
 from chat.actions import messages
@@ -29,6 +32,13 @@ from chat.util.compact_json import encode
 from chat.web.base import JsonErrors, authenticate, bearer_token
 from chat.web.headers import SecureHeaders
 
+if TYPE_CHECKING:
+    from chat.actions.message_writer import Stored
+    from chat.context import Context
+    from chat.realtime.hub import Hub
+
+Frame = dict[str, Any]
+
 log = logging.getLogger("chat.ws")
 
 CLOSE_UNAUTHORIZED = 4001
@@ -38,7 +48,7 @@ CLOSE_TOO_MANY = 4008  # as Discord's gateway: rate limited / too many sockets
 _serials = itertools.count()
 
 
-def _parse(raw):
+def _parse(raw: str | bytes) -> tuple[Frame, str]:
     """The frame as a dict, and its text (to be checked with ``wire.check_unicode``)."""
     if isinstance(raw, bytes):
         try:
@@ -51,7 +61,7 @@ def _parse(raw):
     return frame, raw
 
 
-def _ref(frame):
+def _ref(frame: Frame) -> str | None:
     """The frame's ``ref`` when it is one a reply can echo."""
     ref = frame.get("ref")
     if isinstance(ref, str) and len(ref) <= 64 and wire.encodable(ref):
@@ -59,7 +69,7 @@ def _ref(frame):
     return None
 
 
-def _text_frame_header(length):
+def _text_frame_header(length: int) -> bytes:
     """The header of an unmasked, final text frame of ``length`` bytes (RFC 6455 5.2)."""
     if length < 126:
         return struct.pack("!BB", 0x81, length)
@@ -71,27 +81,39 @@ def _text_frame_header(length):
 class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
     cors = False  # browsers do not ask before opening a WebSocket: the Origin check decides
 
-    def initialize(self, ctx, hub):
+    def initialize(self, ctx: Context, hub: Hub) -> None:
         self.ctx = ctx
         self.hub = hub
-        self.claims = None
+        self.claims: dict[str, Any] | None = None
         self.max_pending = ctx.settings.ws_max_buffer_bytes
         self._pending = 0  # bytes handed to the connection and not yet to the kernel
-        self._out = []  # frames queued for the next write
+        self._out: list[bytes] = []  # frames queued for the next write
         self._out_bytes = 0
-        self._out_written = None  # resolves once the queued frames are written
-        self._timer = None  # the auth deadline, then the token's expiry
+        # resolves once the queued frames are written
+        self._out_written: asyncio.Future[None] | None = None
+        self._timer: object | None = None  # the auth deadline, then the token's expiry
         self._storing = 0  # message frames handed to the writer, not yet answered
         self._serial = f"socket{next(_serials)}"  # this socket's key for its frame limit
-        self._counted = None  # the user key counted in ctx.limits.open_sockets
+        self._counted: str | None = None  # the user key counted in ctx.limits.open_sockets
 
     @property
-    def user_id(self):
-        return self.claims["sub"]
+    def user_id(self) -> str:
+        """The authenticated user's id (once ``claims`` is set)."""
+        assert self.claims is not None, "only once authenticated"
+        user_id: str = self.claims["sub"]
+        return user_id
+
+    def _stream(self) -> IOStream | None:
+        """The connection's stream, or None once the connection is gone or closing."""
+        connection = self.ws_connection
+        if connection is None or connection.is_closing():
+            return None
+        stream: IOStream | None = getattr(connection, "stream", None)
+        return stream
 
     # Handshake
 
-    async def prepare(self):
+    async def prepare(self) -> None:
         headers = self.request.headers
         origin = headers.get("Origin") or headers.get("Sec-Websocket-Origin")
         if origin is not None and not self._origin_allowed(origin):
@@ -103,7 +125,7 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
             raise errors.Unauthorized()
         await self.ctx.limits.take(("ws_opens", ids.fold(self.claims["sub"])))
 
-    def _origin_allowed(self, origin):
+    def _origin_allowed(self, origin: str) -> bool:
         """CHAT_PUBLIC_ORIGIN or one in CHAT_ALLOWED_ORIGINS: scheme, host and port alike.
 
         Never the request's ``Host``: a page on another site can point a
@@ -111,10 +133,10 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         """
         return self.origin_trusted(origin)
 
-    def check_origin(self, origin):
+    def check_origin(self, origin: str) -> bool:
         return True  # checked in prepare(), which answers a refusal in the JSON error shape
 
-    def open(self):
+    def open(self, *args: str, **kwargs: str) -> None:
         self.set_nodelay(True)
         self.hub.add(self)
         if self.claims is not None:
@@ -127,7 +149,8 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
                 "authentication timed out",
             )
 
-    def _start_session(self, ref):
+    def _start_session(self, ref: str | None) -> None:
+        assert self.claims is not None
         if not self.ctx.limits.open_socket(ids.fold(self.user_id)):
             self.close(CLOSE_TOO_MANY, "too many WebSockets for this user")
             return
@@ -144,12 +167,12 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         )
         self.send_json({"type": "ready", "userId": self.user_id}, ref)
 
-    def _cancel_timer(self):
+    def _cancel_timer(self) -> None:
         if self._timer is not None:
             ioloop.IOLoop.current().remove_timeout(self._timer)
             self._timer = None
 
-    def on_close(self):
+    def on_close(self) -> None:
         self._cancel_timer()
         self.hub.remove(self)
         self.ctx.limits.forget_local("ws_frames", self._serial)
@@ -159,7 +182,7 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
 
     # Frames in
 
-    async def on_message(self, raw):
+    async def on_message(self, raw: str | bytes) -> None:
         if self.ws_connection is None or self.ws_connection.is_closing():
             return  # a frame that crossed our close frame
         hub = self.hub
@@ -169,8 +192,9 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         finally:
             hub.frames_in_flight -= 1
 
-    async def _handle(self, raw):
-        ref, kind = None, None
+    async def _handle(self, raw: str | bytes) -> None:
+        ref: str | None = None
+        kind: Any = None
         try:
             frame, text = _parse(raw)
             ref = _ref(frame)
@@ -197,7 +221,7 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
             log.exception("a %s frame failed", kind)
             self.send_error_frame(errors.Internal(), ref)
 
-    async def _auth(self, frame, ref):
+    async def _auth(self, frame: Frame, ref: str | None) -> None:
         if self.claims is not None:
             raise errors.ValidationFailed([{"field": "type", "message": "already authenticated"}])
         claims = await authenticate(self.ctx, frame["token"])
@@ -211,18 +235,18 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         self.claims = claims
         self._start_session(ref)
 
-    async def _frame_subscribe(self, frame, ref):
+    async def _frame_subscribe(self, frame: Frame, ref: str | None) -> None:
         await self.ctx.limits.take(("subscribes", ids.fold(self.user_id)))
         room_id = frame["roomId"]
         sub = await self.hub.subscribe(self, room_id)
         self.send_json({"type": "subscribed", "roomId": room_id, "lastSeq": sub.start}, ref)
         await self.hub.catch_up(sub, frame.get("after"))
 
-    async def _frame_unsubscribe(self, frame, ref):
+    async def _frame_unsubscribe(self, frame: Frame, ref: str | None) -> None:
         self.hub.unsubscribe(self, frame["roomId"])
         self.send_json({"type": "unsubscribed", "roomId": frame["roomId"]}, ref)
 
-    async def _frame_message(self, frame, ref):
+    async def _frame_message(self, frame: Frame, ref: str | None) -> None:
         # Not awaited: the socket reads its next frame while this one is being
         # stored, so frames do not wait unread behind each other (a busy
         # writer refuses them instead, at once). One socket's messages still
@@ -242,7 +266,7 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         self.hub.frames_in_flight += 1  # shutdown waits for its ack
         stored.add_done_callback(functools.partial(self._stored, ref))
 
-    def _stored(self, ref, stored):
+    def _stored(self, ref: str | None, stored: asyncio.Future[Stored]) -> None:
         self._storing -= 1
         self.hub.frames_in_flight -= 1
         try:
@@ -256,7 +280,7 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
             return
         self.send_json({"type": "ack", "message": views.message(message)}, ref)
 
-    async def _frame_typing(self, frame, ref):
+    async def _frame_typing(self, frame: Frame, ref: str | None) -> None:
         await self.ctx.limits.take(("typing", ids.fold(self.user_id)))
         room_id = frame["roomId"]
         await messages.typing(
@@ -266,26 +290,26 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
             member_known=self.hub.is_subscribed(self, room_id),
         )
 
-    async def _frame_ping(self, frame, ref):
+    async def _frame_ping(self, frame: Frame, ref: str | None) -> None:
         self.send_json({"type": "pong"}, ref)
 
     # Frames out
 
-    def send_json(self, obj, ref=None):
+    def send_json(self, obj: Frame, ref: str | None = None) -> None:
         if ref is not None:
             obj["ref"] = ref
         self.send_frame(encode(obj))
 
-    def send_error_frame(self, error, ref):
+    def send_error_frame(self, error: errors.ChatError, ref: str | None) -> None:
         metrics.refused_error(error.code, "websocket")
-        body = {"type": "error", "code": error.code, "message": error.message, "ref": ref}
-        if isinstance(error, errors.RateLimited):
+        body: Frame = {"type": "error", "code": error.code, "message": error.message, "ref": ref}
+        if isinstance(error, errors.RateLimited) and error.details is not None:
             body["retryAfter"] = error.details["retryAfter"]
         if error.details is not None:
             body["details"] = error.details
         self.send_frame(encode(body))
 
-    def send_frame(self, frame):
+    def send_frame(self, frame: bytes) -> asyncio.Future[None] | None:
         """Queue one encoded text frame; returns a future of its write, or None if not sent.
 
         Frames queued in one turn of the event loop go out in one write: a
@@ -307,31 +331,37 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
             return None
         return self._out_written
 
-    def _flush_out(self):
+    def _flush_out(self) -> None:
         data, size, written = b"".join(self._out), self._out_bytes, self._out_written
         self._out, self._out_bytes, self._out_written = [], 0, None
+        assert written is not None  # made with the first frame queued
         # ``written`` resolves either way: whoever waits on it for pacing
         # stops once the socket is gone, which ends its subscriptions.
-        if self.ws_connection is None or self.ws_connection.is_closing():
+        stream = self._stream()
+        if stream is None:
             written.set_result(None)
             return
         try:
-            done = self.ws_connection.stream.write(data)
+            done = stream.write(data)
         except StreamClosedError:
             written.set_result(None)
             return
         self._pending += size
         done.add_done_callback(functools.partial(self._flushed, size, written))
 
-    def _flushed(self, size, written, done):
+    def _flushed(
+        self, size: int, written: asyncio.Future[None], done: asyncio.Future[None]
+    ) -> None:
         self._pending -= size
         if not done.cancelled():
             done.exception()  # a write to a closed socket fails; nothing more to do
         written.set_result(None)
 
-    def drop_slow(self):
+    def drop_slow(self) -> None:
         """Disconnect a client that does not read what it is sent."""
-        if self.ws_connection is None or self.ws_connection.stream.closed():
+        connection = self.ws_connection
+        stream: IOStream | None = getattr(connection, "stream", None)
+        if stream is None or stream.closed():
             return
         log.warning(
             "disconnecting %s: %d bytes of output wait unread",
@@ -340,4 +370,4 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         )
         self.hub.remove(self)
         # A close frame would only queue behind what the client does not read.
-        self.ws_connection.stream.close()
+        stream.close()

@@ -43,6 +43,7 @@ class LoginHandler(ApiHandler):
 
 class LogoutHandler(ApiHandler):
     async def post(self) -> None:
+        assert self.claims is not None  # auth_required
         await users.logout(self.ctx, claims=self.claims)
         self.reply(204)
 
@@ -69,7 +70,7 @@ class SessionsHandler(ApiHandler):
 
     async def get(self) -> None:
         found = await sessions.list_sessions(
-            self.ctx, user_id=self.user_id, current=self.claims["sid"]
+            self.ctx, user_id=self.user_id, current=self.session_id
         )
         self.reply(200, {"sessions": [views.session(s) for s in found]})
 
@@ -91,7 +92,7 @@ class PasswordHandler(ApiHandler):
         await sessions.change_password(
             self.ctx,
             user_id=self.user_id,
-            session_id=self.claims["sid"],
+            session_id=self.session_id,
             current_password=body["currentPassword"],
             new_password=body["newPassword"],
             address=self.client_address,

@@ -1,5 +1,7 @@
 """Fan-out through Redis pub/sub, so that several server processes serve one set of rooms."""
 
+from __future__ import annotations
+
 import asyncio
 import collections
 import json
@@ -8,13 +10,20 @@ import os
 import random
 import secrets
 import socket
+from collections.abc import Coroutine
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from chat.realtime.broker.interface import deliver
+from chat.realtime.broker.interface import (
+    Event,
+    EventListener,
+    RevocationListener,
+    deliver,
+)
 from chat.util.compact_json import encode
 
 log = logging.getLogger("chat.broker")
@@ -44,43 +53,57 @@ class RedisBroker:
 
     PING_INTERVAL = 5.0
 
-    def __init__(self, url, *, prefix="chat:", max_pending=10000, retry_min=0.1, retry_max=3.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "chat:",
+        max_pending: int = 10000,
+        retry_min: float = 0.1,
+        retry_max: float = 3.0,
+    ) -> None:
         self._url = url
         self._prefix = prefix
         self._revocation_channel = (prefix + "revocations").encode()
         self._origin = secrets.token_hex(8)  # tells our own revocations apart
         self._retry_min = retry_min
         self._retry_max = retry_max
-        self._rooms = {}  # room id -> listeners in this process
-        self._channel_rooms = {}  # channel -> room id, for every room in _rooms
-        self._ready = {}  # room id -> future of subscribe()
-        self._revocation_listeners = set()
+        self._rooms: dict[str, set[EventListener]] = {}  # room id -> listeners here
+        self._channel_rooms: dict[bytes, str] = {}  # channel -> room id, for every room
+        self._ready: dict[str, asyncio.Future[bool]] = {}  # room id -> future of subscribe()
+        self._revocation_listeners: set[RevocationListener] = set()
         # What the current PubSub connection was told, and SUBSCRIBEs not yet confirmed.
-        self._subscribed = set()
-        self._unconfirmed = collections.Counter()
-        self._resync = set()  # room channels subscribed anew after being down
-        self._room_outbox = collections.deque(maxlen=max_pending)
-        self._revocation_outbox = collections.deque()
+        self._subscribed: set[bytes] = set()
+        self._unconfirmed: collections.Counter[bytes] = collections.Counter()
+        self._resync: set[bytes] = set()  # room channels subscribed anew after being down
+        self._room_outbox: collections.deque[tuple[bytes, bytes]] = collections.deque(
+            maxlen=max_pending
+        )
+        self._revocation_outbox: collections.deque[tuple[bytes, bytes]] = collections.deque()
         self._dropped = 0
         self._sub_ok = False
         self._pub_ok = True
-        self._was_healthy = None
+        self._was_healthy: bool | None = None
         self._outages = 0
         self._closing = False
         self._sync_pending = False
-        self._redis = None
-        self._sub_redis = None
-        self._pubsub = None
-        self._lock = None
-        self._wake_writer = None
-        self._first_attempt = None
-        self._tasks = set()
+        self._started = False
+        # The Redis clients and the subscription, made by start().
+        self._redis: Any = None
+        self._sub_redis: Any = None
+        self._pubsub: Any = None
+        self._lock = asyncio.Lock()
+        self._wake_writer = asyncio.Event()
+        self._first_attempt: asyncio.Future[bool] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- the broker interface ------------------------------------------------
 
-    async def start(self):
+    async def start(self) -> None:
         """Start the reader and the writer; returns once Redis answered or failed once."""
-        options = dict(socket_connect_timeout=3, socket_timeout=5, socket_keepalive=True)
+        options: dict[str, Any] = dict(
+            socket_connect_timeout=3, socket_timeout=5, socket_keepalive=True
+        )
         # Named so that CLIENT LIST shows which process holds which connection.
         who = f"{socket.gethostname()}:{os.getpid()}"
         # One retry replaces a pooled connection that went stale in an outage.
@@ -92,14 +115,13 @@ class RedisBroker:
             self._url, retry=Retry(NoBackoff(), 0), client_name=f"chat-subscribe:{who}", **options
         )
         self._pubsub = self._sub_redis.pubsub()
-        self._lock = asyncio.Lock()
-        self._wake_writer = asyncio.Event()
-        self._first_attempt = asyncio.get_running_loop().create_future()
+        self._started = True
+        first_attempt = self._first_attempt = asyncio.get_running_loop().create_future()
         self._spawn(self._read_forever())
         self._spawn(self._write_forever())
-        await self._first_attempt
+        await first_attempt
 
-    def subscribe(self, room_id, listener):
+    def subscribe(self, room_id: str, listener: EventListener) -> asyncio.Future[bool]:
         listeners = self._rooms.get(room_id)
         if listeners is None:
             listeners = self._rooms[room_id] = set()
@@ -112,7 +134,7 @@ class RedisBroker:
         listeners.add(listener)
         return self._ready[room_id]
 
-    def unsubscribe(self, room_id, listener):
+    def unsubscribe(self, room_id: str, listener: EventListener) -> None:
         listeners = self._rooms.get(room_id)
         if listeners is None:
             return
@@ -123,7 +145,7 @@ class RedisBroker:
             _settle(self._ready.pop(room_id), False)
             self._request_sync()
 
-    def publish(self, room_id, event):
+    def publish(self, room_id: str, event: Event) -> None:
         if len(self._room_outbox) == self._room_outbox.maxlen:
             self._dropped += 1
             if self._dropped == 1:
@@ -135,10 +157,10 @@ class RedisBroker:
         self._room_outbox.append((self._room_channel(room_id), encode(event)))
         self._wake()
 
-    def on_revocation(self, listener):
+    def on_revocation(self, listener: RevocationListener) -> None:
         self._revocation_listeners.add(listener)
 
-    def revoke_token(self, jti):
+    def revoke_token(self, jti: str) -> None:
         deliver(self._revocation_listeners, jti)
         self._revocation_outbox.append(
             (self._revocation_channel, encode({"jti": jti, "origin": self._origin}))
@@ -146,14 +168,14 @@ class RedisBroker:
         self._wake()
 
     @property
-    def healthy(self):
+    def healthy(self) -> bool:
         return self._sub_ok and self._pub_ok
 
     @property
-    def outages(self):
+    def outages(self) -> int:
         return self._outages
 
-    async def close(self):
+    async def close(self) -> None:
         """Stop the tasks, send what is still queued (if Redis answers), disconnect."""
         if self._redis is None:
             return
@@ -180,22 +202,22 @@ class RedisBroker:
 
     # -- subscriptions -------------------------------------------------------
 
-    def _up(self):
+    def _up(self) -> None:
         """Every subscription of a new connection is in effect."""
         self._set_state(sub_ok=True)
         _settle(self._first_attempt, True)
         self._request_sync()  # rooms gained while connecting
         self._wake()  # and whatever was published meanwhile
 
-    def _room_channel(self, room_id):
+    def _room_channel(self, room_id: str) -> bytes:
         return f"{self._prefix}room:{room_id}".encode()
 
-    def _request_sync(self):
-        if not self._sync_pending and self._lock is not None:
+    def _request_sync(self) -> None:
+        if not self._sync_pending and self._started:
             self._sync_pending = True
             self._spawn(self._sync_subscriptions())
 
-    async def _sync_subscriptions(self):
+    async def _sync_subscriptions(self) -> None:
         """Tell Redis about every room gained or lost since the last round."""
         async with self._lock:
             self._sync_pending = False
@@ -222,7 +244,7 @@ class RedisBroker:
         for channel in wanted - added:
             self._confirmed(channel)
 
-    def _confirmed(self, channel):
+    def _confirmed(self, channel: bytes) -> None:
         """Settle subscribe() futures once no SUBSCRIBE for their channel is outstanding."""
         if self._unconfirmed[channel] > 0:
             return
@@ -230,7 +252,7 @@ class RedisBroker:
         if room_id is not None:
             _settle(self._ready[room_id], True)
 
-    async def _connect(self):
+    async def _connect(self) -> None:
         """(Re)open the PubSub connection and subscribe every wanted channel on it."""
         async with self._lock:
             await self._pubsub.aclose()  # forgets the old connection and its channels
@@ -243,7 +265,7 @@ class RedisBroker:
 
     # -- the reader ----------------------------------------------------------
 
-    async def _read_forever(self):
+    async def _read_forever(self) -> None:
         delay = self._retry_min
         while True:
             try:
@@ -256,7 +278,7 @@ class RedisBroker:
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, self._retry_max)
 
-    async def _read_until_error(self):
+    async def _read_until_error(self) -> None:
         pinged = False
         while True:
             connection = self._pubsub.connection
@@ -276,7 +298,7 @@ class RedisBroker:
             if message is not None:
                 self._dispatch(message)
 
-    def _dispatch(self, message):
+    def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         channel = message["channel"]
         if kind == "message":
@@ -307,11 +329,11 @@ class RedisBroker:
 
     # -- the writer ----------------------------------------------------------
 
-    def _wake(self):
-        if self._wake_writer is not None:
+    def _wake(self) -> None:
+        if self._started:
             self._wake_writer.set()
 
-    async def _write_forever(self):
+    async def _write_forever(self) -> None:
         delay = self._retry_min
         while True:
             await self._wake_writer.wait()
@@ -331,7 +353,7 @@ class RedisBroker:
             delay = self._retry_min
             self._set_state(pub_ok=True)
 
-    async def _flush(self):
+    async def _flush(self) -> None:
         """Publish everything queued, in order, in one pipeline; requeue it on failure."""
         revocations = list(self._revocation_outbox)
         events = list(self._room_outbox)
@@ -355,7 +377,12 @@ class RedisBroker:
 
     # -- health --------------------------------------------------------------
 
-    def _set_state(self, sub_ok=None, pub_ok=None, error=None):
+    def _set_state(
+        self,
+        sub_ok: bool | None = None,
+        pub_ok: bool | None = None,
+        error: BaseException | None = None,
+    ) -> None:
         """Record a change, and log each outage once and each recovery once."""
         if sub_ok is not None:
             self._sub_ok = sub_ok
@@ -384,23 +411,23 @@ class RedisBroker:
                 error,
             )
 
-    def _spawn(self, coro):
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
-    def _task_done(self, task):
+    def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("broker task failed", exc_info=task.exception())
 
 
-def _settle(future, value):
-    if not future.done():
+def _settle(future: asyncio.Future[bool] | None, value: bool) -> None:
+    if future is not None and not future.done():
         future.set_result(value)
 
 
-def _safe_url(url):
+def _safe_url(url: str) -> str:
     """The Redis URL without its password, for log lines."""
     scheme, sep, rest = url.partition("://")
     if "@" in rest:
