@@ -4,7 +4,7 @@ import os
 
 import settings as settings_module
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_the_readme_shows_the_settings_table() -> None:
