@@ -5,11 +5,14 @@ import re
 
 import pytest
 
+import settings as settings_module
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 README_LIMIT = 10 * 1024
 TOP_LEVEL = ("chat/", "sql/", "tests/", "bench/", "docs/", ".ci/")
 TOP_FILES = {"server.py", "settings.py", "Makefile", "README.md", "pyproject.toml"}
 
+VARIABLE = re.compile(r"\bCHAT_[A-Z0-9_]*[A-Z0-9]\b(?!_)")
 CODE = re.compile(r"`([^`\s]+)`")
 LINK = re.compile(r"\]\(([^)\s#]+)")
 
@@ -53,3 +56,25 @@ def test_every_path_a_document_names_exists(document: str) -> None:
         if "://" not in target and not os.path.exists(os.path.join(here, target)):
             missing.append(target)
     assert not missing, f"{document} names paths that do not exist: {missing}"
+
+
+def variables_read() -> set[str]:
+    """Every CHAT_* variable: the settings, and any other the code, tests or Makefile read."""
+    found = {settings_module.env_name(option) for _, option, _, _, _ in settings_module.rows()}
+    sources = [os.path.join(ROOT, name) for name in ("Makefile", ".ci/run", "server.py")]
+    for folder in ("chat", "tests", "bench"):
+        for where, _, files in os.walk(os.path.join(ROOT, folder)):
+            sources += [os.path.join(where, f) for f in files if f.endswith(".py")]
+    for path in sources:
+        if os.path.basename(path) != "test_docs.py":
+            with open(path, encoding="utf-8") as f:
+                found.update(VARIABLE.findall(f.read()))
+    return found
+
+
+@pytest.mark.parametrize("document", documents())
+def test_every_setting_a_document_names_exists(document: str) -> None:
+    with open(os.path.join(ROOT, document), encoding="utf-8") as f:
+        named = set(VARIABLE.findall(f.read()))
+    unknown = sorted(named - variables_read())
+    assert not unknown, f"{document} names variables nothing reads: {unknown}"
