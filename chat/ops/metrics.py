@@ -14,9 +14,11 @@ function here:
 No label ever holds a user or room id: routes are templates (``/api/profile/{id}``).
 """
 
+from __future__ import annotations
+
 import re
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -29,6 +31,10 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+if TYPE_CHECKING:
+    from chat.context import Context
+    from chat.realtime.hub import Hub
 
 from chat.api.schemas import PATH_ID
 
@@ -225,7 +231,7 @@ _state = _State()
 REGISTRY.register(_state)
 
 
-def watch(ctx: Any, hub: Any) -> None:
+def watch(ctx: Context, hub: Hub) -> None:
     """Report on this application's pools, broker and sockets (the latest one made)."""
     _state.ctx = weakref.ref(ctx)
     _state.hub = weakref.ref(hub)

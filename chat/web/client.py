@@ -7,15 +7,20 @@ URLs (a cached copy is never stale) and the modules' relative imports
 names the hashed folder and is revalidated on every load.
 """
 
+from __future__ import annotations
+
 import hashlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tornado import web
 
 from chat import errors
 from chat.web.base import JsonErrors
 from chat.web.headers import SecureHeaders
+
+if TYPE_CHECKING:
+    from chat.context import Context
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
@@ -40,7 +45,7 @@ class ClientBundle:
         self.index = index
 
     @classmethod
-    def load(cls, join_price: int, directory: str = STATIC_DIR) -> "ClientBundle":
+    def load(cls, join_price: int, directory: str = STATIC_DIR) -> ClientBundle:
         files = {}
         for name in sorted(os.listdir(directory)):
             if name == "index.html" or os.path.splitext(name)[1] not in CONTENT_TYPES:
@@ -55,7 +60,7 @@ class ClientBundle:
         )
         return bundle
 
-    def routes(self, ctx: Any) -> list[web.URLSpec]:
+    def routes(self, ctx: Context) -> list[web.URLSpec]:
         args = {"ctx": ctx, "bundle": self}
         return [
             web.url(r"/", IndexHandler, args),
@@ -68,7 +73,7 @@ class ClientHandler(SecureHeaders, JsonErrors, web.RequestHandler):
 
     cors = False  # the page and its files are for the server's own origin
 
-    def initialize(self, ctx: Any, bundle: ClientBundle) -> None:
+    def initialize(self, ctx: Context, bundle: ClientBundle) -> None:
         self.ctx = ctx
         self.bundle = bundle
 
