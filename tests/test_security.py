@@ -932,3 +932,18 @@ async def test_the_log_scan_catches_what_it_must(api, no_secrets_in_logs):
     before = len(no_secrets_in_logs.leaks)
     logging.getLogger("chat.test").warning("probe without secrets")
     assert len(no_secrets_in_logs.leaks) == before
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_limits_hold_per_process_while_redis_is_unreachable(private_redis):
+    from chat.auth.ratelimit import RedisLimiter
+
+    limiter = RedisLimiter(private_redis.url, prefix="chat:outage-test:")
+    check = [("messages", "alice", parse_rates("2/60"))]
+    assert await limiter.acquire(check) == 0
+    private_redis.stop()
+    # Redis is gone: the process's own counts take over (still limited), and recover later.
+    assert await limiter.acquire(check) == 0
+    assert await limiter.acquire(check) == 0
+    assert await limiter.acquire(check) > 0
+    await limiter.close()

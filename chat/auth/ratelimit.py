@@ -172,7 +172,12 @@ return 0
 
 
 class RedisLimiter:
-    """Counts shared by every process through Redis: one script call per ``acquire``."""
+    """Counts shared by every process through Redis: one script call per ``acquire``.
+
+    The calls made in one turn of the event loop go to Redis in one pipeline
+    (one round trip for all of them; each call is still atomic on its own),
+    so a burst of messages costs a round trip, not one per message.
+    """
 
     def __init__(self, url: str, prefix: str, fallback: LocalLimiter | None = None) -> None:
         import redis.asyncio as aioredis
@@ -184,6 +189,8 @@ class RedisLimiter:
         self._prefix = prefix
         self._fallback = fallback or LocalLimiter()
         self._failing = False
+        self._queue: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self._flushing = False
 
     def _args(self, checks: Sequence[Check], cost: int) -> tuple[list[str], list[Any]]:
         keys: list[str] = []
@@ -194,10 +201,40 @@ class RedisLimiter:
                 argv += [rate.interval * 1000, rate.period * 1000]
         return keys, argv
 
+    def _call(self, keys: list[str], argv: list[Any]) -> asyncio.Future[Any]:
+        """Queue one script call for the next pipeline; a future of its answer."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append((keys, argv, future))
+        if not self._flushing:
+            self._flushing = True
+            loop.call_soon(lambda: asyncio.ensure_future(self._flush()))
+        return future
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for keys, argv, _ in batch:
+                            await self._script(keys=keys, args=argv, client=pipe)
+                        answers = await pipe.execute()
+                except Exception as exc:
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, _, future), answer in zip(batch, answers, strict=True):
+                    if not future.done():
+                        future.set_result(answer)
+        finally:
+            self._flushing = False
+
     async def acquire(self, checks: Sequence[Check], cost: int = 1) -> float:
         keys, argv = self._args(checks, cost)
         try:
-            waited = await self._script(keys=keys, args=argv)
+            waited = await self._call(keys, argv)
         except Exception as exc:  # Redis down or slow: limit per process meanwhile
             self._failed(exc)
             return await self._fallback.acquire(checks, cost)
@@ -207,7 +244,7 @@ class RedisLimiter:
     async def refund(self, checks: Sequence[Check], cost: int = 1) -> None:
         keys, argv = self._args(checks, -cost)
         try:
-            await self._script(keys=keys, args=argv)
+            await self._call(keys, argv)
         except Exception as exc:
             self._failed(exc)
             await self._fallback.refund(checks, cost)
