@@ -335,6 +335,12 @@ async def room_with(api, members=1):
     return room["roomId"], owner, others
 
 
+async def room_members(api, members):
+    """A new room of ``members`` prime members, its owner first: (roomId, [users])."""
+    room_id, owner, others = await room_with(api, members - 1)
+    return room_id, [owner, *others]
+
+
 async def send(api, user, room_id, content="hello", **extra):
     """POST /api/messages as ``user``; returns the Response."""
     return await api.post(

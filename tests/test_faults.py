@@ -18,7 +18,7 @@ import pymysql
 import pytest
 
 import settings as settings_module
-from helpers import TEST_SECRET, ApiClient
+from helpers import TEST_SECRET, ApiClient, room_members, send
 from procs import ROOT, MariaDBServer, ServerProcess, free_port
 
 # The contract's bound, plus room for a loaded CI machine's scheduling.
@@ -74,29 +74,11 @@ def assert_unavailable(resp):
     assert int(resp.headers["Retry-After"]) >= 1
 
 
-async def room_of(api, members=2):
-    owner = await api.user(prime=True)
-    room = await api.room(owner)
-    users = [owner]
-    for _ in range(members - 1):
-        user = await api.user(prime=True)
-        assert (await api.join(user, room["roomId"])).status == 200
-        users.append(user)
-    return room["roomId"], users
-
-
-async def send(api, user, room_id, content, client_msg_id=None):
-    body = {"roomId": room_id, "content": content}
-    if client_msg_id:
-        body["clientMsgId"] = client_msg_id
-    return await api.post("/api/messages", body, token=user.token)
-
-
 @pytest.mark.gen_test(timeout=90)
 async def test_a_frozen_database_is_503_within_2_s_and_the_server_recovers(mariadb, servers):
     server = servers(mariadb.url("chat_frozen"))
     api = server.api
-    room_id, (user, _) = await room_of(api)
+    room_id, (user, _) = await room_members(api, 2)
     assert (await send(api, user, room_id, "before")).status == 201
 
     mariadb.freeze()
@@ -138,7 +120,7 @@ async def test_database_killed_and_restarted_during_traffic_loses_nothing_acknow
 ):
     server = servers(mariadb.url("chat_killed"))
     api = server.api
-    room_id, users = await room_of(api, members=4)
+    room_id, users = await room_members(api, 4)
     acked = {}  # clientMsgId -> seq
     statuses = []
     stop = asyncio.Event()
@@ -149,7 +131,7 @@ async def test_database_killed_and_restarted_during_traffic_loses_nothing_acknow
             client_id = f"{user.user_id}-{n}"
             # Retry the same clientMsgId until it is acknowledged.
             while True:
-                resp = await send(api, user, room_id, f"m {client_id}", client_id)
+                resp = await send(api, user, room_id, f"m {client_id}", clientMsgId=client_id)
                 statuses.append(resp.status)
                 if resp.status in (200, 201):
                     acked[client_id] = resp.body["message"]["seq"]
@@ -273,15 +255,17 @@ async def test_sigterm_with_a_blocked_transaction_exits_within_the_drain_and_rol
     drain = 2.0
     server = servers(mariadb.url("chat_term"), drain_seconds=drain)
     api = server.api
-    room_id, (user, other) = await room_of(api)
-    free_room, (free_user, _) = await room_of(api)
+    room_id, (user, other) = await room_members(api, 2)
+    free_room, (free_user, _) = await room_members(api, 2)
     locker = mariadb.connect("chat_term")
     locker.autocommit(False)
     sock = None
     try:
         with locker.cursor() as cur:
             cur.execute("SELECT room_id FROM rooms WHERE room_id = %s FOR UPDATE", (room_id,))
-        blocked = asyncio.ensure_future(send(api, user, room_id, "blocked", "blocked-1"))
+        blocked = asyncio.ensure_future(
+            send(api, user, room_id, "blocked", clientMsgId="blocked-1")
+        )
         # A WebSocket sending to a free room as the signal arrives: every frame
         # it had sent gets its answer before the 1001 close.
         sock = await api.socket(free_user)
@@ -342,11 +326,11 @@ async def test_server_killed_mid_traffic_loses_nothing_acknowledged(mariadb, ser
     db_url = mariadb.url("chat_crash")
     first = servers(db_url)
     api = first.api
-    rooms = [await room_of(api, members=2) for _ in range(3)]
+    rooms = [await room_members(api, 2) for _ in range(3)]
     owner_rooms = [room_id for room_id, _ in rooms]
     # Non-prime joiners whose free join is used up: each further room costs 150 coins.
     joiners = [await api.user(coins=300) for _ in range(8)]
-    free_rooms = [(await room_of(api, members=1))[0] for _ in range(2)]
+    free_rooms = [(await room_members(api, 1))[0] for _ in range(2)]
     for i, user in enumerate(joiners):  # the first room of each is free
         assert (await api.join(user, free_rooms[i % 2])).status == 200
     acked, joined = {}, set()
@@ -358,7 +342,9 @@ async def test_server_killed_mid_traffic_loses_nothing_acknowledged(mariadb, ser
             client_id = f"{name}-{n}"
             while True:  # the same clientMsgId until acknowledged, across the restart
                 try:
-                    resp = await send(state["api"], user, room_id, f"m {client_id}", client_id)
+                    resp = await send(
+                        state["api"], user, room_id, f"m {client_id}", clientMsgId=client_id
+                    )
                 except Exception:
                     resp = None
                 if resp is not None and resp.status in (200, 201):

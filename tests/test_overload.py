@@ -11,30 +11,13 @@ import asyncio
 
 import pytest
 
-from helpers import query
-
-
-async def room_with(api, members):
-    owner = await api.user(prime=True)
-    room = await api.room(owner)
-    users = [owner]
-    for _ in range(members - 1):
-        user = await api.user(prime=True)
-        assert (await api.join(user, room["roomId"])).status == 200
-        users.append(user)
-    return room["roomId"], users
-
-
-async def send(api, user, room_id, content):
-    return await api.post(
-        "/api/messages", {"roomId": room_id, "content": content}, token=user.token
-    )
+from helpers import query, room_members, send
 
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_locked_room_does_not_stall_other_rooms(api, sql):
-    locked_id, (locked_owner, *_) = await room_with(api, 1)
-    others = [await room_with(api, 2) for _ in range(4)]
+    locked_id, (locked_owner, *_) = await room_members(api, 1)
+    others = [await room_members(api, 2) for _ in range(4)]
     joiner = await api.user(prime=True)
 
     sql.begin()  # another client holds the room's row lock
@@ -70,7 +53,7 @@ async def test_a_locked_room_does_not_stall_other_rooms(api, sql):
 @pytest.mark.gen_test(timeout=60)
 @pytest.mark.settings(queue_delay_ms=1)
 async def test_past_the_queueing_bound_messages_are_refused_at_once_and_not_stored(api, sql):
-    rooms = [await room_with(api, 2) for _ in range(6)]
+    rooms = [await room_members(api, 2) for _ in range(6)]
     results = await asyncio.gather(
         *(send(api, users[i % 2], room_id, f"m{i}") for room_id, users in rooms for i in range(40))
     )
@@ -94,7 +77,7 @@ async def test_past_the_queueing_bound_messages_are_refused_at_once_and_not_stor
 @pytest.mark.gen_test(timeout=60)
 @pytest.mark.settings(queue_delay_ms=1)
 async def test_a_websocket_frame_past_the_bound_gets_an_overloaded_error_frame(api, sql):
-    room_id, users = await room_with(api, 6)
+    room_id, users = await room_members(api, 6)
     sockets = [await api.socket(user) for user in users for _ in range(3)]
     for n, sock in enumerate(sockets):
         for i in range(10):
@@ -123,7 +106,7 @@ async def test_a_websocket_frame_past_the_bound_gets_an_overloaded_error_frame(a
 @pytest.mark.gen_test(timeout=60)
 @pytest.mark.settings(queue_delay_ms=1)
 async def test_refusals_and_queueing_delays_are_in_the_metrics(api):
-    room_id, users = await room_with(api, 2)
+    room_id, users = await room_members(api, 2)
     results = await asyncio.gather(*(send(api, users[i % 2], room_id, f"m{i}") for i in range(120)))
     refused = sum(1 for r in results if r.status == 503)
     text = (await api.http.fetch(api.base_url + "/metrics")).body.decode()
