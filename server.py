@@ -130,9 +130,9 @@ async def start(settings: settings_module.Settings) -> Callable[[], Awaitable[No
     # a request also queues in the writers) and the message lanes' queues.
     lag = LoopLag(settings.queue_delay_ms / 2000)
     lag.start()
-    lanes = [batcher.delay for batcher in ctx.message_writer.lanes if batcher.delay is not None]
+    writer = ctx.message_writer
     in_flight = InFlight(application)
-    in_flight.refuse = FrontDoor(lag, lanes, lambda: len(in_flight.requests))
+    in_flight.refuse = FrontDoor(lag, lambda: writer.full, lambda: len(in_flight.requests))
     server = httpserver.HTTPServer(
         in_flight,
         xheaders=settings.behind_proxy,

@@ -317,9 +317,12 @@ class Settings:
     )
     queue_delay_ms: float = setting(
         100.0,
-        "queueing delay (arrival to start of work) above which new work is refused at "
+        "queueing delay (arrival to start of work) past which new work is refused at "
         "once with `503 overloaded`",
         checks=[at_least(1)],
+    )
+    message_batch: int = setting(
+        100, "most messages stored in one transaction (group commit)", checks=[at_least(1)]
     )
     drain_seconds: float = setting(
         10.0,

@@ -47,7 +47,12 @@ class Context:
                 db, "public_profiles_among", "user_ids", "user_id", fold=ids.fold
             ),
             limits=ratelimit.Limits(settings, ratelimit.make_limiter(settings)),
-            message_writer=MessageWriter(db, broker, queue_delay=settings.queue_delay_ms / 1000),
+            message_writer=MessageWriter(
+                db,
+                broker,
+                max_batch=settings.message_batch,
+                queue_delay=settings.queue_delay_ms / 1000,
+            ),
             # A join is a one-off action a person waits for (and a contended
             # room's joins queue behind each other): five times the bound.
             join_writer=JoinWriter(

@@ -51,7 +51,7 @@ async def test_a_locked_room_does_not_stall_other_rooms(api, sql):
 
 
 @pytest.mark.gen_test(timeout=60)
-@pytest.mark.settings(queue_delay_ms=1)
+@pytest.mark.settings(queue_delay_ms=1, message_batch=2)
 async def test_past_the_queueing_bound_messages_are_refused_at_once_and_not_stored(api, sql):
     rooms = [await room_members(api, 2) for _ in range(6)]
     results = await asyncio.gather(
@@ -75,7 +75,7 @@ async def test_past_the_queueing_bound_messages_are_refused_at_once_and_not_stor
 
 
 @pytest.mark.gen_test(timeout=60)
-@pytest.mark.settings(queue_delay_ms=1)
+@pytest.mark.settings(queue_delay_ms=1, message_batch=2)
 async def test_a_websocket_frame_past_the_bound_gets_an_overloaded_error_frame(api, sql):
     room_id, users = await room_members(api, 6)
     sockets = [await api.socket(user) for user in users for _ in range(3)]
@@ -104,7 +104,7 @@ async def test_a_websocket_frame_past_the_bound_gets_an_overloaded_error_frame(a
 
 
 @pytest.mark.gen_test(timeout=60)
-@pytest.mark.settings(queue_delay_ms=1)
+@pytest.mark.settings(queue_delay_ms=1, message_batch=2)
 async def test_refusals_and_queueing_delays_are_in_the_metrics(api):
     room_id, users = await room_members(api, 2)
     results = await asyncio.gather(*(send(api, users[i % 2], room_id, f"m{i}") for i in range(120)))

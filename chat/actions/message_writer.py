@@ -90,8 +90,9 @@ class MessageWriter:
     A batch skips rooms whose row lock another transaction holds (``SKIP
     LOCKED``): their messages move to the slow lane, which stores them one by
     one, waiting (boundedly) for the lock, while the batches of every other
-    room go on. Every lane refuses new messages with ``503 overloaded`` while
-    its queueing delay stands above ``queue_delay`` seconds.
+    room go on. A lane refuses a new message at once (``503 overloaded``)
+    when it could not start it within ``queue_delay`` seconds of the batch
+    after the one being written.
     """
 
     def __init__(
@@ -123,12 +124,17 @@ class MessageWriter:
         """Every queue of this writer: the room lanes, then the slow lane."""
         return [*self._lanes, self._slow]
 
+    @property
+    def full(self) -> bool:
+        """True while every lane would refuse a new message."""
+        return all(lane.full for lane in self._lanes)
+
     def submit(
         self, user_id: str, room_id: str, content: str, client_msg_id: str | None
     ) -> asyncio.Future[Stored]:
         """Queue a message; the future resolves to ``(created, Message)`` or raises.
 
-        Raises ``errors.Overloaded`` at once when the room's lane has a standing queue.
+        Raises ``errors.Overloaded`` at once when the room's lane could not start it soon.
         """
         future = self._lane(room_id).submit(_Message(user_id, room_id, content, client_msg_id))
         future.add_done_callback(_count_stored)

@@ -1,14 +1,19 @@
-"""Admission control: refuse new work at once while a queue stands, CoDel-style.
+"""Admission control: refuse at once the work that could not start soon.
 
-A queue that empties within ``target`` is absorbing a burst and is fine. A
-queue whose items all wait longer than ``target`` for a whole ``interval`` is
-a standing queue: the server receives more than it can do, and every item
-queued from then on would only wait longer. ``QueueDelay`` watches the
-queueing delay of the items that start (arrival to start of work) and, while
-it stands above ``target``, says so, so the caller refuses new work at once
-(``503 overloaded``) instead of queueing it for seconds. The oldest item still
-waiting counts too: a queue that nothing leaves is standing however short
-the delays of the last items that did leave it.
+A queue that empties within ``target`` is absorbing a burst and is fine;
+work queued behind more than ``target`` of other work would only wait, and
+its client is better told at once (``503 overloaded``, Retry-After). Each
+item is judged alone, by the wait it would have: the items ahead of it times
+the time the queue takes per item, measured on its full batches. So a queue
+is held at about ``target`` of work and the server stays busy, however many
+clients ask at once: refusing only the excess, never everything for a while,
+keeps clients that retry together from returning as one herd to an idle
+server.
+
+``QueueDelay`` also measures what the items that start waited (arrival to
+start of work, for /metrics), and whether that wait stands above ``target``
+for a whole ``interval`` (CoDel's test of a standing queue), which
+``LoopLag`` uses for the event loop's own queue.
 """
 
 import math
@@ -16,9 +21,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+# The share of a new measurement in the per-item time (an exponential
+# moving average over about the last ten full batches).
+SMOOTHING = 0.1
+
 
 class QueueDelay:
-    """The queueing delay of one queue, and whether new work should be refused."""
+    """The queueing delay of one queue, and whether a new item should be refused."""
 
     def __init__(
         self,
@@ -32,6 +41,7 @@ class QueueDelay:
         self._window_end = clock() + self.interval
         self._window_min = math.inf
         self._standing = False
+        self.per_item = 0.0  # seconds of work per queued item; 0 until measured
         self.last = 0.0  # the delay of the last item that started, in seconds
         self.refused = 0  # items refused so far
 
@@ -44,32 +54,34 @@ class QueueDelay:
         if delay < self._window_min:
             self._window_min = delay
 
+    def served(self, items: int, seconds: float, full: int) -> None:
+        """A batch of ``items`` took ``seconds``; batches hold at most ``full`` items.
+
+        Only full batches count: a queue drains in full batches, and the
+        per-item time of a batch of one (a transaction each) would make a
+        queue look many times slower than it is.
+        """
+        if items * 2 < full:
+            return
+        sample = seconds / items
+        if self.per_item == 0.0:
+            self.per_item = sample
+        else:
+            self.per_item += SMOOTHING * (sample - self.per_item)
+
+    def overloaded(self, queued: int) -> bool:
+        """True when an item with ``queued`` others ahead of it would wait past the target."""
+        return queued * self.per_item > self.target
+
     def _close_window(self, now: float) -> None:
         # Standing when even the quickest start of the window waited too long.
-        # A window with no start at all says nothing stands (what refuses
-        # everything would otherwise never learn that the queue drained); a
-        # queue stuck behind one long batch is caught by its head's age.
+        # A window with no start at all says nothing stands.
         self._standing = self._window_min != math.inf and self._window_min > self.target
         self._window_min = math.inf
         self._window_end = now + self.interval
 
-    def overloaded(self, oldest_waiting: float | None = None) -> bool:
-        """True when new work should be refused.
-
-        ``oldest_waiting``: when the oldest item still queued arrived (the
-        clock's time), or None when nothing waits. A queue with nothing in
-        it never refuses: the next item starts at once.
-        """
-        if oldest_waiting is None:
-            self._standing = False
-            return False
-        now = self._clock()
-        if now >= self._window_end:
-            self._close_window(now)
-        return self._standing or now - oldest_waiting > self.target
-
     def standing(self) -> bool:
-        """A whole interval in which every start waited past the target (no head check)."""
+        """A whole interval in which every start waited past the target."""
         now = self._clock()
         if now >= self._window_end:
             self._close_window(now)
@@ -120,11 +132,12 @@ class LoopLag:
 class FrontDoor:
     """Which new HTTP requests to refuse as soon as their headers arrive (``InFlight``).
 
-    New messages while a message lane's queue stands; any request (but the
-    health, metrics and WebSocket routes) while the event loop's lag stands
-    above its target *and* at least ``busy`` requests are in flight here: a
-    loop that runs late for lack of CPU (a neighbour's load) with little
-    work of ours in it is no reason to turn clients away.
+    New messages while every message lane would refuse them (the room, and so
+    the lane, is in the body, not read yet); any request (but the health,
+    metrics and WebSocket routes) while the event loop's lag stands above its
+    target *and* at least ``busy`` requests are in flight here: a loop that
+    runs late for lack of CPU (a neighbour's load) with little work of ours
+    in it is no reason to turn clients away.
     """
 
     EXEMPT = ("/api/health", "/metrics", "/api/ws")
@@ -132,12 +145,12 @@ class FrontDoor:
     def __init__(
         self,
         lag: LoopLag,
-        lanes: list[QueueDelay],
+        messages_full: Callable[[], bool],
         in_flight: Callable[[], int],
         busy: int = 256,
     ) -> None:
         self.lag = lag
-        self.lanes = lanes
+        self.messages_full = messages_full
         self.in_flight = in_flight
         self.busy = busy
 
@@ -146,6 +159,6 @@ class FrontDoor:
         if path.startswith(self.EXEMPT):
             return False
         if start_line.method == "POST" and path.startswith("/api/messages"):
-            if any(lane.standing() for lane in self.lanes):
+            if self.messages_full():
                 return True
         return self.in_flight() >= self.busy and self.lag.delay.standing()

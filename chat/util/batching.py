@@ -49,9 +49,9 @@ class Batcher(Generic[W, R]):
     are busy, new items queue, and the next free worker takes them all (up to
     ``max_batch``) in one batch: the busier the server, the bigger the batches.
 
-    With ``delay`` (a ``QueueDelay``), the queue is bounded in time: while
-    items wait longer than its target to start, ``submit`` refuses new ones
-    at once (``errors.Overloaded``), and it never holds more than ``max_queue``.
+    With ``delay`` (a ``QueueDelay``), the queue is bounded in time: an item
+    that would wait longer than its target to start is refused at once
+    (``errors.Overloaded``), and the queue never holds more than ``max_queue``.
     """
 
     def __init__(
@@ -79,15 +79,24 @@ class Batcher(Generic[W, R]):
     def queued(self) -> int:
         return len(self._queue)
 
+    @property
+    def full(self) -> bool:
+        """True while a new item would be refused: it could not start within the target."""
+        queued = len(self._queue)
+        if self._max_queue is not None and queued >= self._max_queue:
+            return True
+        # The next batch takes up to max_batch of the queued items whatever
+        # their number: only those queued past it wait for more than the
+        # batch running now. Refusing a place in the next batch would only
+        # make batches smaller and the server slower.
+        return self.delay is not None and self.delay.overloaded(queued - self._max_batch)
+
     def submit(self, work: W) -> asyncio.Future[R]:
         """Queue ``work``; returns the future ``handle`` settles for it."""
         now = 0.0
         if self.delay is not None:
             now = time.monotonic()
-            if self._queue and (
-                (self._max_queue is not None and len(self._queue) >= self._max_queue)
-                or self.delay.overloaded(self._queue[0].arrived)
-            ):
+            if self.full:
                 self.delay.refuse()
                 raise errors.Overloaded()
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
@@ -118,16 +127,19 @@ class Batcher(Generic[W, R]):
                 del self._queue[: self._max_batch]
                 if self._name is not None:
                     metrics.batch(self._name, len(batch))
+                started = time.monotonic()
                 if self.delay is not None:
                     # The oldest item's wait: a batch takes the whole queue, so
                     # its youngest item waited about nothing however long the
-                    # queue stands; a queue stands when even its head waited long.
-                    self.delay.started(time.monotonic() - batch[0].arrived)
+                    # queue stands.
+                    self.delay.started(started - batch[0].arrived)
                 try:
                     await self._handle(batch)
                 except Exception as exc:  # the batch failed as a whole: so did its items
                     for pending in batch:
                         pending.settle(exc)
+                if self.delay is not None:
+                    self.delay.served(len(batch), time.monotonic() - started, self._max_batch)
         finally:
             # In the same step as the empty-queue check: an item queued from
             # now on starts a worker of its own.

@@ -199,10 +199,13 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
             frame, text = _parse(raw)
             ref = _ref(frame)
             self.ctx.limits.take_local(("ws_frames", self._serial))
-            wire.check_unicode(text, frame)
             kind = frame.get("type")
             if not self.hub.accepting:
                 raise errors.Unavailable("The server is shutting down.")
+            if kind == "message" and self.ctx.message_writer.full:
+                # Refused before any check: refusing must cost far less than serving.
+                raise errors.Overloaded()
+            wire.check_unicode(text, frame)
             schema = schemas.FRAME.get(kind) if isinstance(kind, str) else None
             if schema is None:
                 raise errors.ValidationFailed(

@@ -80,7 +80,7 @@ message is for people. Beyond the codes listed with each operation:
   included); no other origin gets a CORS header.
 - `500 internal` carries no stack trace, SQL or secret.
 - `503 unavailable` (the database does not answer; within about 2 s) and
-  `503 overloaded` (refused at once: the server's queues stand above
+  `503 overloaded` (refused at once: the work could not start within
   `CHAT_QUEUE_DELAY_MS`) carry a `Retry-After` header and
   `details.retryAfter`; nothing was done, so the request may be sent again.
 
