@@ -108,7 +108,9 @@ class WsClient:
         self.seen = set()
         self.last_seq = 0
         self.prefix = f'{{"type":"message","roomId":"{room.room_id}","content":"'
-        self.stamps = collections.deque()  # send times of the frames not yet answered
+        # Send times of the frames not yet answered, by the frame's ref: the
+        # server answers a refused frame at once, before the acks of older ones.
+        self.stamps = {}
         # clientMsgId is unique per run: the server answers a repeated one with
         # the original message and delivers nothing.
         self.suffix = f' {run.pad}","clientMsgId":"{run.run_id}.{index}.'
@@ -136,8 +138,9 @@ class WsClient:
             task.add_done_callback(self.run.tasks.discard)
             return
         try:
-            self.conn.write_message(f'{self.prefix}{stamp:.6f}{self.suffix}{self.sent}"}}')
-            self.stamps.append(stamp)
+            n = self.sent
+            self.conn.write_message(f'{self.prefix}{stamp:.6f}{self.suffix}{n}","ref":"{n}"}}')
+            self.stamps[str(n)] = stamp
         except websocket.WebSocketClosedError:
             self.inflight -= 1
 
@@ -235,15 +238,14 @@ class WsClient:
                 sent_at = float(message["content"].partition(" ")[0])
                 run.latencies.append(now - sent_at)
         elif kind == "ack":
-            if self.stamps:
-                self.stamps.popleft()
+            self.stamps.pop(frame.get("ref"), None)
             self.on_ack(frame["message"], now)
         elif kind == "error":
             if not self.subscribed.done():
                 run.errors[frame.get("code", "?")] += 1
                 self.subscribed.set_exception(ConnectionError(frame.get("code")))
             elif self.inflight:
-                stamp = self.stamps.popleft() if self.stamps else now
+                stamp = self.stamps.pop(frame.get("ref"), now)
                 self.on_refused(frame.get("code", "?"), stamp, now)
             else:
                 run.errors[frame.get("code", "?")] += 1

@@ -51,7 +51,7 @@ class Bench:
             self._token_cache[user_id] = self.tokens.issue(user_id, session_id(user_id))[0]
         return self._token_cache[user_id]
 
-    def start_server(self, name, redis=False):
+    def start_server(self, name, redis=False, **env_extra):
         port = free_port()
         u = self.db.url
         env = dict(
@@ -66,6 +66,7 @@ class Bench:
             # WebSocket clients send no Origin: open sign-up keeps older phases working.
             CHAT_SIGNUP_GRANTS="open",
         )
+        env.update(env_extra)
         env.pop("CHAT_REDIS_URL", None)
         if redis:
             env["CHAT_REDIS_URL"] = self.args.redis_url
