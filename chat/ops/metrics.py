@@ -86,6 +86,8 @@ BATCH_SIZE = Histogram(
 )
 
 _http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_refused: dict[tuple[str, str], Any] = {}
+_batch: dict[str, Any] = {}
 _stored = MESSAGES_STORED
 _delivered = MESSAGES_DELIVERED
 
@@ -103,7 +105,10 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 
 def refused(reason: str, transport: str) -> None:
     """A refusal by a rate limit or for overload; ``transport`` is http or websocket."""
-    REFUSED.labels(reason, transport).inc()
+    child = _refused.get((reason, transport))
+    if child is None:  # looking a child up by its labels costs more than counting
+        child = _refused[(reason, transport)] = REFUSED.labels(reason, transport)
+    child.inc()
 
 
 def refused_error(code: str, transport: str) -> None:
@@ -121,7 +126,10 @@ def message_delivered() -> None:
 
 
 def batch(writer: str, size: int) -> None:
-    BATCH_SIZE.labels(writer).observe(size)
+    child = _batch.get(writer)
+    if child is None:
+        child = _batch[writer] = BATCH_SIZE.labels(writer)
+    child.observe(size)
 
 
 # --- route templates ------------------------------------------------------------------
