@@ -25,6 +25,9 @@ still listen on their sockets, but send each message with ``POST
 idle ones, or a new one: in open loop, independent users do not wait for each
 other). A ``503`` answer (HTTP) or an ``error`` frame (WebSocket) is a
 refusal: its time from the (scheduled) send is ``refused_latencies_ms``.
+Rates count the answers and deliveries that arrive in the measured window;
+latencies are those of the messages sent (or scheduled) in it, however late
+their answer comes (the drain waits for it), so a stalled message counts.
 ``http``       ``concurrency`` keep-alive connections, each sending the spec's
                requests in turn; timed, or once each (``burst``).
 
@@ -183,7 +186,8 @@ class WsClient:
         run.acked += 1
         if now in run.window:
             run.acks += 1
-            sent_at = float(message["content"].partition(" ")[0])
+        sent_at = float(message["content"].partition(" ")[0])
+        if sent_at in run.window:
             run.ack_latencies.append(now - sent_at)
         if run.closed_loop and run.sending:
             self.send(now)
@@ -193,7 +197,7 @@ class WsClient:
         run.errors[code] += 1
         if code in REFUSALS:
             run.refused += 1
-            if now in run.window:
+            if stamp in run.window:
                 run.refused_latencies.append(now - stamp)
         self.inflight -= 1
         if run.closed_loop and run.sending:
@@ -235,7 +239,8 @@ class WsClient:
             run.received += 1
             if now in run.window:
                 run.deliveries += 1
-                sent_at = float(message["content"].partition(" ")[0])
+            sent_at = float(message["content"].partition(" ")[0])
+            if sent_at in run.window:
                 run.latencies.append(now - sent_at)
         elif kind == "ack":
             self.stamps.pop(frame.get("ref"), None)

@@ -7,7 +7,10 @@ import random
 import secrets
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 
 from bench.processes import (
     BENCH,
@@ -25,11 +28,27 @@ from bench.processes import (
 from bench.seeding import PASSWORD, ROOM_PASSWORD, session_id
 from chat.auth.tokens import TokenIssuer
 
-PHASES = ("http", "e2e", "e2e_http", "open", "overload", "joins", "ceiling", "conns", "two")
+PHASES = (
+    "http",
+    "e2e",
+    "e2e_http",
+    "open",
+    "overload",
+    "stuck",
+    "joins",
+    "ceiling",
+    "conns",
+    "two",
+)
 
 
 # The overload phase offers this multiple of the closed-loop capacity measured in the same run.
 OVERLOAD_FACTOR = 1.5
+# The stuck phase: how long another client holds one room's row lock, and
+# how many messages that room's member sends meanwhile.
+STUCK_SECONDS = 4.0
+STUCK_SENDS = 5
+STUCK_SEND_GAP = 0.2
 
 
 class Bench:
@@ -86,10 +105,13 @@ class Bench:
         wait_healthy(proc, port)
         return proc
 
-    def loadgens(self, specs, meter=None, measured=None, while_ready=None, py_spy=None):
+    def loadgens(
+        self, specs, meter=None, measured=None, while_ready=None, py_spy=None, at_start=None
+    ):
         """Run one load generator per spec in step; returns their results and CPU shares.
 
-        ``measured`` is (warmup, duration): ``meter`` and ``py_spy`` cover that window.
+        ``measured`` is (warmup, duration): ``meter`` and ``py_spy`` cover that
+        window, and ``at_start(duration)`` is called as it begins.
         ``while_ready`` is called once every load generator has connected (idle mode).
         """
         self.runs += 1
@@ -129,6 +151,8 @@ class Bench:
                         meter.begin()
                     if py_spy is not None:
                         spy = py_spy(duration)
+                    if at_start is not None:
+                        at_start(duration)
                     time.sleep(duration)
                     if meter is not None:
                         shares = meter.end()
@@ -181,7 +205,7 @@ class Bench:
             return None
         return lambda duration: self.py_spy_start(pid, duration, name)
 
-    def messaging(self, name, servers, rooms, mode, **extra):
+    def messaging(self, name, servers, rooms, mode, at_start=None, **extra):
         urls = [f"ws://127.0.0.1:{s.port}/api/ws" for s in servers]
         specs = self.ws_specs(mode, rooms, urls, **extra)
         named = {
@@ -194,6 +218,7 @@ class Bench:
             meter=meter,
             measured=(self.args.warmup, self.args.duration),
             py_spy=self.spy(servers[0].pid, name),
+            at_start=at_start,
         )
         connected = sum(r["clients"] for r in ready)
         if connected == 0:
@@ -230,6 +255,53 @@ class Bench:
         )
         proc.output = out
         return proc
+
+    def hold_room_lock(self, port, room_id, user_id, seconds, statuses):
+        """Another database client holds ``room_id``'s row lock for ``seconds``.
+
+        Meanwhile the room's member sends STUCK_SENDS messages to it over
+        HTTP, STUCK_SEND_GAP apart (they wait for the lock); their statuses
+        are counted in ``statuses``.
+        """
+        conn = self.db.connect()
+        try:
+            conn.begin()
+            with conn.cursor() as cur:
+                cur.execute("SELECT room_id FROM rooms WHERE room_id = %s FOR UPDATE", (room_id,))
+            senders = [
+                threading.Thread(
+                    target=self._send_one, args=(port, room_id, user_id, i, statuses), daemon=True
+                )
+                for i in range(STUCK_SENDS)
+            ]
+            # One at a time, so that they reach separate batches of the writer.
+            for t in senders:
+                t.start()
+                time.sleep(STUCK_SEND_GAP)
+            time.sleep(seconds - STUCK_SEND_GAP * len(senders))
+            conn.rollback()
+            for t in senders:
+                t.join(30)
+        finally:
+            conn.close()
+
+    def _send_one(self, port, room_id, user_id, n, statuses):
+        body = json.dumps({"roomId": room_id, "content": f"waits for the lock {n}"}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/messages",
+            data=body,
+            headers={
+                "Authorization": "Bearer " + self.token(user_id),
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                statuses[resp.status] += 1
+        except urllib.error.HTTPError as exc:
+            statuses[exc.code] += 1
+        except OSError:
+            statuses["no answer"] += 1
 
     # --- HTTP phases ---
 
@@ -434,6 +506,49 @@ def phase_overload(bench, server, seeded, report, capacity):
                 else None,
             }
         )
+
+
+def phase_stuck(bench, server, seeded, report):
+    """Other rooms' messages while another client holds one room's row lock.
+
+    An open loop at ``--rate`` over every room but the first; as the
+    measured window begins, a database client locks the first room's row
+    for STUCK_SECONDS while its member sends it STUCK_SENDS messages over
+    HTTP. ``stuck_p99_ms``: the other rooms' acks, p99 over the window (set
+    to STUCK_SECONDS), from each message's scheduled send.
+    """
+    (room_id, members), *others = seeded.msg_rooms
+    count = max(1, min(bench.args.loadgens, len(others)))
+    statuses = collections.Counter()
+    holders = []
+
+    def lock(duration):
+        holder = threading.Thread(
+            target=bench.hold_room_lock,
+            args=(server.port, room_id, members[0], STUCK_SECONDS, statuses),
+            daemon=True,
+        )
+        holder.start()
+        holders.append(holder)
+
+    saved = bench.args.duration
+    bench.args.duration = STUCK_SECONDS
+    try:
+        f = bench.messaging(
+            "stuck", [server], others, "ws-open", rate=bench.args.rate / count, at_start=lock
+        )
+    finally:
+        bench.args.duration = saved
+    for holder in holders:
+        holder.join(60)
+    report.ws("stuck", f)
+    report.values.update(
+        stuck_rate=rnd(bench.args.rate),
+        stuck_msgs_per_s=rnd(f["msgs_per_s"]),
+        stuck_p50_ms=rnd(f["ack_p50_ms"], 2),
+        stuck_p99_ms=rnd(f["ack_p99_ms"], 2),
+        stuck_locked_room_statuses={str(k): v for k, v in statuses.items()},
+    )
 
 
 def phase_open(bench, server, seeded, report):

@@ -15,6 +15,7 @@ TARGETS = {
     "overload_p99_ms": ("<=", 150),
     "overload_refused_p99_ms": ("<=", 20),
     "overload_ws_goodput_ratio": (">=", 0.9),
+    "stuck_p99_ms": ("<=", 100),
     "e2e_deliveries_per_s": (">=", 10000),
     "open_loop_p99_ms": ("<=", 50),
     "e2e_vs_ceiling": (">=", 0.5),
@@ -89,6 +90,7 @@ class Report:
         "e2e_http": ("e2e_http_msgs_per_s",),
         "overload_http": ("overload_goodput_ratio", "overload_p99_ms", "overload_refused_p99_ms"),
         "overload_ws": ("overload_ws_goodput_ratio", "overload_ws_p99_ms"),
+        "stuck": ("stuck_p99_ms",),
         "ceiling": ("ceiling_deliveries_per_s",),
         "two": ("two_process_msgs_per_s",),
     }
@@ -198,6 +200,7 @@ class Report:
             "two_process_msgs_per_s",
             "open_loop_p50_ms",
             "open_loop_p99_ms",
+            "stuck_p99_ms",
         ):
             v.setdefault(key, None)
         v["flagged"] = self.flagged

@@ -1,6 +1,6 @@
 """`make bench`: the chat server measured end to end, beside a bare ceiling, in one run.
 
-    python -m bench.run [--quick] [--phases=http,e2e,e2e_http,open,overload,joins,ceiling,conns,two]
+    python -m bench.run [--quick] [--phases=http,e2e,e2e_http,open,overload,stuck,joins,...]
 
 Creates a fresh database (``chat_bench_<random>``, dropped at the end), seeds it
 in bulk through SQL, starts ``server.py`` as a subprocess on it, drives it from
@@ -24,6 +24,9 @@ overload open loop at 1.5x the closed-loop capacity measured in this run, over
          msgs/s / capacity), p99 of accepted messages, p99 time to a refusal
          (``503 overloaded``): ``overload_goodput_ratio``, ``overload_p99_ms``,
          ``overload_refused_p99_ms``, and ``overload_ws_*`` likewise.
+stuck    the open loop at ``--rate`` over all rooms but one, while another
+         database client holds that room's row lock for 4 s and its member
+         sends to it: the other rooms' ack p99 (``stuck_p99_ms``).
 joins    paid joins under contention: many non-prime users with coins and their
          free join used, few rooms, concurrent joins; then SQL checks that no
          room holds more than 6, no balance is negative and every ledger adds up;
@@ -69,6 +72,7 @@ from bench.phases import (
     phase_joins,
     phase_open,
     phase_overload,
+    phase_stuck,
     phase_two,
 )
 from bench.processes import ROOT, BenchError, Processes, raise_open_files, say
@@ -252,7 +256,7 @@ def run(args, workdir, procs):
                 e2e_http = attempt("e2e_http", phase_e2e_http, bench, server, seeded, report)
             finally:
                 procs.stop(server)
-        if {"http", "open", "overload", "joins"} & set(args.phases):
+        if {"http", "open", "overload", "stuck", "joins"} & set(args.phases):
             server = bench.start_server("server")
             try:
                 attempt("http", phase_http, bench, server, seeded, report)
@@ -262,6 +266,7 @@ def run(args, workdir, procs):
                     "ws": e2e["msgs_per_s"] if e2e else None,
                 }
                 attempt("overload", phase_overload, bench, server, seeded, report, capacity)
+                attempt("stuck", phase_stuck, bench, server, seeded, report)
                 attempt("joins", phase_joins, bench, server, seeded, report)
             finally:
                 procs.stop(server)

@@ -14,7 +14,7 @@ import pymysql
 from bench.processes import BENCH, ROOT
 from chat.db import migrate, sqlfile
 
-MSG_PHASES = {"http", "e2e", "e2e_http", "open", "overload", "ceiling", "two"}
+MSG_PHASES = {"http", "e2e", "e2e_http", "open", "overload", "stuck", "ceiling", "two"}
 
 
 PASSWORD = "bench-password-1"
