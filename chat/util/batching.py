@@ -138,6 +138,7 @@ class Batcher(Generic[W, R]):
                 except Exception as exc:  # the batch failed as a whole: so did its items
                     for pending in batch:
                         pending.settle(exc)
+                    continue  # (a database gone says nothing of how fast the queue drains)
                 if self.delay is not None:
                     self.delay.served(len(batch), time.monotonic() - started, self._max_batch)
         finally:

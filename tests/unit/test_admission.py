@@ -146,3 +146,26 @@ def test_the_front_door_refuses_on_loop_lag_only_with_work_of_its_own_in_flight(
     assert door(Line("GET", "/api/chatrooms"))
     assert not door(Line("GET", "/api/health"))
     assert not door(Line("GET", "/api/ws"))
+
+
+def test_a_failed_batch_does_not_count_in_the_time_per_item():
+    async def scenario():
+        fail = [True]
+
+        async def handle(batch):
+            await asyncio.sleep(0.05)
+            if fail[0]:
+                raise errors.Unavailable()
+            for p in batch:
+                p.settle(p.work)
+
+        delay = QueueDelay(0.05)
+        batcher = Batcher(handle, max_batch=2, workers=1, delay=delay)
+        with pytest.raises(errors.Unavailable):
+            await asyncio.gather(batcher.submit(1), batcher.submit(2))
+        assert delay.per_item == 0.0  # a database gone: nothing learnt of the queue's pace
+        fail[0] = False
+        assert await asyncio.gather(batcher.submit(3), batcher.submit(4)) == [3, 4]
+        assert delay.per_item > 0.0
+
+    run(scenario())
