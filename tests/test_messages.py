@@ -4,6 +4,8 @@ import asyncio
 
 import pytest
 
+from chat.db import pool
+from chat.util.times import utcnow
 from helpers import query, room_with, send
 
 
@@ -69,6 +71,60 @@ async def test_concurrent_sends_to_many_rooms_each_fail_or_succeed_alone(api, sq
         assert room["last_seq"] == 10
     after = await send(api, rooms[0][1], rooms[0][0], "next")
     assert after.body["message"]["seq"] == 11
+
+
+@pytest.mark.gen_test
+async def test_messages_stored_together_each_get_the_id_the_database_gave_them(
+    api, sql, monkeypatch
+):
+    # Statements of at most 3,000 characters: a batch of these spans several.
+    monkeypatch.setattr(pool, "MAX_STATEMENT", 3_000)
+    rooms = [await room_with(api, 1) for _ in range(3)]
+    results = await asyncio.gather(
+        *(
+            send(api, owner if i % 2 else member, room_id, f"{i} " + "x" * 900)
+            for room_id, owner, (member,) in rooms
+            for i in range(20)
+        )
+    )
+    assert [r.status for r in results] == [201] * 60
+    for r in results:
+        message = r.body["message"]
+        (row,) = query(
+            sql,
+            "SELECT message_id, content FROM messages WHERE room_id = %s AND seq = %s",
+            message["roomId"],
+            message["seq"],
+        )
+        assert (str(row["message_id"]), row["content"]) == (
+            message["messageId"],
+            message["content"],
+        )
+
+
+@pytest.mark.gen_test
+async def test_insert_returning_spans_statements_and_keeps_the_order(ctx, api, sql, monkeypatch):
+    monkeypatch.setattr(pool, "MAX_STATEMENT", 2_000)
+    room_id, owner, _ = await room_with(api, 1)
+    rows = [
+        {
+            "room_id": room_id,
+            "seq": seq,
+            "sender_id": owner.user_id,
+            "content": f"{seq} " + "y" * 500,
+            "client_msg_id": None,
+            "created_at": utcnow(),
+        }
+        for seq in range(1, 13)
+    ]
+    returned = await ctx.db.transaction(
+        "test", lambda tx: tx.insert_returning("insert_messages", rows)
+    )
+    assert [r["seq"] for r in returned] == list(range(1, 13))
+    in_db = query(sql, "SELECT message_id, seq FROM messages WHERE room_id = %s", room_id)
+    assert sorted((r["seq"], r["message_id"]) for r in returned) == sorted(
+        (r["seq"], r["message_id"]) for r in in_db
+    )
 
 
 @pytest.mark.gen_test

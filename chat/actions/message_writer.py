@@ -8,8 +8,8 @@ all (up to ``max_batch``) in one transaction:
    locked elsewhere is skipped: its messages move to the slow lane);
 2. check every sender's membership (joins and leaves wait for the room locks);
 3. give each message the next seq of its room, in the order they were sent,
-   and insert them all in one statement;
-4. read their ids back, set each room's counter to its latest seq, commit;
+   and insert them all in one statement that returns their ids;
+4. set each room's counter to its latest seq, commit;
 5. publish each message after commit, in seq order per room.
 
 Per room, seqs still run 1, 2, 3, ... without gaps: a room's counter moves
@@ -275,11 +275,9 @@ class MessageWriter:
         return [(True, stored[id(o)]) if isinstance(o, dict) else o for o in outcomes]
 
     async def _insert(self, tx: Transaction, rows: list[Row]) -> None:
-        await tx.execute_many("insert_message", rows)
-        keys = tuple((row["room_id"], row["seq"]) for row in rows)
         found = {
             (r["room_id"], r["seq"]): r["message_id"]
-            for r in await tx.fetch_all("message_ids_by_seq", keys=keys)
+            for r in await tx.insert_returning("insert_messages", rows)
         }
         for row in rows:
             row["message_id"] = found[(row["room_id"], row["seq"])]

@@ -67,9 +67,13 @@ SELECT room_id FROM rooms WHERE room_id IN %(room_ids)s;
 -- under lock_rooms_for_messages: joins and leaves wait for those locks.
 SELECT room_id, user_id FROM room_members WHERE (room_id, user_id) IN %(pairs)s;
 
--- name: message_ids_by_seq
--- The ids of messages just inserted, by their (room_id, seq) pairs.
-SELECT message_id, room_id, seq FROM messages WHERE (room_id, seq) IN %(keys)s;
+-- name: insert_messages
+-- A batch of messages (Transaction.insert_returning repeats the VALUES row
+-- once per message) and their new ids, in one round trip. Fails with a
+-- duplicate key as insert_message does.
+INSERT INTO messages (room_id, seq, sender_id, content, client_msg_id, created_at)
+VALUES (%(room_id)s, %(seq)s, %(sender_id)s, %(content)s, %(client_msg_id)s, %(created_at)s)
+RETURNING message_id, room_id, seq;
 
 -- name: sync_last_seq
 -- After a batch insert, sets each room's counter to its latest stored seq;
