@@ -12,6 +12,7 @@ it, and with nothing at 127.0.0.1:3306, the run starts a private MariaDB
 no MariaDB installed either, it stops at once with one line saying what to do.
 """
 
+import asyncio
 import dataclasses
 import logging
 import os
@@ -61,6 +62,22 @@ def pytest_sessionstart(session):
         sys.stderr.write(str(exc).replace("CHAT_DATABASE_URL", "CHAT_TEST_DATABASE_URL") + "\n")
         sys.stderr.flush()
         os._exit(1)
+
+
+@pytest.fixture(autouse=True)
+def event_loop_closed_after_each_test():
+    """An asyncio loop set for the test, closed after it.
+
+    pytest-tornado's ``io_loop`` keeps the asyncio loop current before it
+    (to restore it after the test) and, when none is set, has asyncio make
+    one that nobody closes: its sockets are then collected during some later
+    test, whose ResourceWarning fails it.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 @pytest.fixture(scope="session")
