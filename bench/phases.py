@@ -169,7 +169,7 @@ class Bench:
 
     # --- WebSocket phases ---
 
-    def ws_specs(self, mode, rooms, urls, **extra):
+    def ws_specs(self, mode, rooms, urls, duration=None, **extra):
         """One spec per load generator; whole rooms go to one process, members alternate URLs."""
         count = max(1, min(self.args.loadgens, len(rooms)))
         specs = [
@@ -179,7 +179,7 @@ class Bench:
                 content_bytes=64,
                 connect_concurrency=100,
                 warmup=self.args.warmup,
-                duration=self.args.duration,
+                duration=duration or self.args.duration,
                 drain=30.0,
                 **extra,
             )
@@ -205,9 +205,11 @@ class Bench:
             return None
         return lambda duration: self.py_spy_start(pid, duration, name)
 
-    def messaging(self, name, servers, rooms, mode, at_start=None, **extra):
+    def messaging(self, name, servers, rooms, mode, at_start=None, duration=None, **extra):
+        """Run WebSocket load generators on ``rooms``; ``duration`` defaults to ``--duration``."""
+        duration = duration or self.args.duration
         urls = [f"ws://127.0.0.1:{s.port}/api/ws" for s in servers]
-        specs = self.ws_specs(mode, rooms, urls, **extra)
+        specs = self.ws_specs(mode, rooms, urls, duration, **extra)
         named = {
             f"server{i + 1}" if len(servers) > 1 else "server": s.pid for i, s in enumerate(servers)
         }
@@ -216,7 +218,7 @@ class Bench:
         ready, results, extra_out = self.loadgens(
             specs,
             meter=meter,
-            measured=(self.args.warmup, self.args.duration),
+            measured=(self.args.warmup, duration),
             py_spy=self.spy(servers[0].pid, name),
             at_start=at_start,
         )
@@ -226,11 +228,11 @@ class Bench:
             for r in ready:
                 errors.update(r["connect_errors"])
             raise BenchError(f"{name}: no client could connect: {errors}")
-        figures = merge_ws(results, self.args.duration)
+        figures = merge_ws(results, duration)
         figures["connect_failed"] = sum(r["connect_failed"] for r in ready)
         figures["cpu"] = dict(extra_out["cpu"] or {})
         for i, r in enumerate(results):
-            figures["cpu"][f"loadgen{i + 1}"] = round(r["cpu_s"] / self.args.duration, 3)
+            figures["cpu"][f"loadgen{i + 1}"] = round(r["cpu_s"] / duration, 3)
         figures["py_spy"] = extra_out["py_spy"]
         return figures
 
@@ -531,14 +533,15 @@ def phase_stuck(bench, server, seeded, report):
         holder.start()
         holders.append(holder)
 
-    saved = bench.args.duration
-    bench.args.duration = STUCK_SECONDS
-    try:
-        f = bench.messaging(
-            "stuck", [server], others, "ws-open", rate=bench.args.rate / count, at_start=lock
-        )
-    finally:
-        bench.args.duration = saved
+    f = bench.messaging(
+        "stuck",
+        [server],
+        others,
+        "ws-open",
+        at_start=lock,
+        duration=STUCK_SECONDS,
+        rate=bench.args.rate / count,
+    )
     for holder in holders:
         holder.join(60)
     report.ws("stuck", f)
