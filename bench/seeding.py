@@ -9,7 +9,6 @@ import os
 import secrets
 
 import bcrypt
-import pymysql
 
 from bench.processes import BENCH, ROOT
 from chat.db import migrate, sqlfile
@@ -51,16 +50,7 @@ class BenchDatabase:
         self.created = False
 
     def connect(self, database=True):
-        u = self.url
-        return pymysql.connect(
-            host=u.host,
-            port=u.port,
-            user=u.user,
-            password=u.password,
-            database=u.database if database else None,
-            charset="utf8mb4",
-            autocommit=True,
-        )
+        return migrate.connect(self.url, self.url.database if database else None)
 
     def create(self):
         self.created = True

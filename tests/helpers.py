@@ -17,7 +17,7 @@ import jwt
 import pymysql
 from tornado import httpclient, websocket
 
-from chat.db import sqlfile
+from chat.db import migrate, sqlfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA_DIR = os.path.join(ROOT, "sql", "schema")
@@ -59,16 +59,8 @@ def secrets_in_log(text):
     return found
 
 
-def mysql_connect(url, database=None):
-    return pymysql.connect(
-        host=url.host,
-        port=url.port,
-        user=url.user,
-        password=url.password,
-        database=database,
-        charset="utf8mb4",
-        autocommit=True,
-    )
+# A plain connection to the test database's server, as the operator commands open one.
+mysql_connect = migrate.connect
 
 
 def query(conn, statement, *args):

@@ -71,19 +71,30 @@ def applied_versions(cur: Any) -> set[int]:
     return {row[0] for row in cur.fetchall()}
 
 
+# Seconds to open a connection of this module's (migrations, operator commands).
+CONNECT_TIMEOUT = 5
+
+
+def connect(url: Any, database: str | None = None) -> Any:
+    """A plain pymysql connection (autocommit) to ``url``'s server, in ``database`` if given."""
+    return pymysql.connect(
+        host=url.host,
+        port=url.port,
+        user=url.user,
+        password=url.password,
+        database=database,
+        charset="utf8mb4",
+        autocommit=True,
+        connect_timeout=CONNECT_TIMEOUT,
+    )
+
+
 def migrate(url: Any, schema_dir: str, create_database: bool = False) -> list[str]:
     """Bring the database up to date; returns the filenames applied.
 
     With ``create_database``, a database that does not exist yet is created.
     """
-    conn = pymysql.connect(
-        host=url.host,
-        port=url.port,
-        user=url.user,
-        password=url.password,
-        charset="utf8mb4",
-        autocommit=True,
-    )
+    conn = connect(url)
     try:
         with conn.cursor() as cur, warnings.catch_warnings():
             warnings.simplefilter("ignore", pymysql.Warning)

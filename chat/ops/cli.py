@@ -58,19 +58,6 @@ def usage() -> str:
     return USAGE.format(commands=commands, settings="\n".join(lines))
 
 
-def connect(url: settings_module.DatabaseUrl, database: str | None = None) -> Any:
-    return pymysql.connect(
-        host=url.host,
-        port=url.port,
-        user=url.user,
-        password=url.password,
-        database=database,
-        charset="utf8mb4",
-        autocommit=True,
-        connect_timeout=CONNECT_TIMEOUT,
-    )
-
-
 def describe(url: settings_module.DatabaseUrl) -> str:
     """Where the database is, never its password."""
     return f"{url.user}@{url.host}:{url.port}/{url.database}"
@@ -88,7 +75,7 @@ def cmd_migrate(settings: settings_module.Settings, out: TextIO) -> int:
 def schema_state(settings: settings_module.Settings) -> tuple[str, list[str], list[str]]:
     """(server version, applied filenames, pending filenames) of the configured database."""
     files = migrate.schema_files(SCHEMA_DIR)
-    conn = connect(settings.database)
+    conn = migrate.connect(settings.database)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT VERSION()")
@@ -149,7 +136,7 @@ def cmd_status(settings: settings_module.Settings, out: TextIO) -> int:
 
 def cmd_check_ledger(settings: settings_module.Settings, out: TextIO) -> int:
     queries = sqlfile.load_dir(QUERIES_DIR)
-    conn = connect(settings.database, settings.database.database)
+    conn = migrate.connect(settings.database, settings.database.database)
 
     def rows(name: str) -> list[dict[str, Any]]:
         query = queries[name]
