@@ -103,7 +103,7 @@ async def test_messages_stored_together_each_get_the_id_the_database_gave_them(
 
 
 @pytest.mark.gen_test
-async def test_insert_returning_spans_statements_and_keeps_the_order(ctx, api, sql, monkeypatch):
+async def test_insert_rows_spans_statements_and_keeps_the_order(ctx, api, sql, monkeypatch):
     monkeypatch.setattr(pool, "MAX_STATEMENT", 2_000)
     room_id, owner, _ = await room_with(api, 1)
     rows = [
@@ -117,9 +117,12 @@ async def test_insert_returning_spans_statements_and_keeps_the_order(ctx, api, s
         }
         for seq in range(1, 13)
     ]
-    returned = await ctx.db.transaction(
-        "test", lambda tx: tx.insert_returning("insert_messages", rows)
-    )
+
+    async def insert(tx):
+        (returned,) = await tx.together(tx.insert_rows("insert_messages", rows))
+        return returned
+
+    returned = await ctx.db.transaction("test", insert)
     assert [r["seq"] for r in returned] == list(range(1, 13))
     in_db = query(sql, "SELECT message_id, seq FROM messages WHERE room_id = %s", room_id)
     assert sorted((r["seq"], r["message_id"]) for r in returned) == sorted(

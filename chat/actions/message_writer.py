@@ -2,23 +2,24 @@
 
 A transaction per message costs four round trips and a log flush. Here
 messages queue while a batch is being written, and the next batch takes them
-all (up to ``max_batch``) in one transaction:
+all (up to ``max_batch``) in one transaction of two round trips:
 
 1. lock the batch's rooms in room_id order and read their latest seq (a room
-   locked elsewhere is skipped: its messages move to the slow lane);
-2. check every sender's membership (joins and leaves wait for the room locks);
-3. give each message the next seq of its room, in the order they were sent,
-   and insert them all in one statement that returns their ids;
-4. set each room's counter to its latest seq, commit;
-5. publish each message after commit, in seq order per room.
+   locked elsewhere is skipped: its messages move to the slow lane), and in
+   the same round trip read which senders are members (joins and leaves
+   wait for the room locks);
+2. give each message the next seq of its room, in the order they were sent;
+   insert them all in one statement that returns their ids, set each room's
+   counter to its latest seq and commit, in the second round trip;
+3. publish each message after commit, in seq order per room.
 
 Per room, seqs still run 1, 2, 3, ... without gaps: a room's counter moves
 only under its lock, and only by the messages stored. A message that cannot
-be stored (unknown room, not a member) fails alone. A lone message uses the
-one-message path; so does every message of a batch that failed: a batch
-whose insert met a duplicate key (a clientMsgId sent again, a retry, which
-that path answers with the original), or one the database refused for any
-other reason, so that one bad message never fails the others.
+be stored (unknown room, not a member) fails alone. Every message of a batch
+that failed takes the one-message path: a batch whose insert met a duplicate
+key (a clientMsgId sent again, a retry, which that path answers with the
+original), or one the database refused for any other reason, so that one
+bad message never fails the others.
 """
 
 from __future__ import annotations
@@ -157,9 +158,6 @@ class MessageWriter:
                 self._slow.requeue([pending])
 
     async def _write(self, batch: list[Pending[_Message, Stored]]) -> None:
-        if len(batch) == 1:
-            await self._one_by_one(batch)
-            return
         items = [pending.work for pending in batch]
         try:
             outcomes = await self._db.transaction(
@@ -175,11 +173,12 @@ class MessageWriter:
                 raise  # the database is unavailable: alone, each would fail as well
             # One message the database refused: each message then goes
             # alone, so only the bad one fails.
-            log.warning(
-                "storing %d messages together failed (%s); storing them one by one",
-                len(batch),
-                type(exc).__name__,
-            )
+            if len(batch) > 1:
+                log.warning(
+                    "storing %d messages together failed (%s); storing them one by one",
+                    len(batch),
+                    type(exc).__name__,
+                )
             await self._one_by_one(batch)
             return
         busy = []
@@ -222,25 +221,25 @@ class MessageWriter:
     async def _store(
         self, tx: Transaction, batch: list[_Message]
     ) -> list[Stored | Exception | _Busy]:
-        """Store ``_Message``s; returns one outcome each: ``(created, Message)`` or an error."""
+        """Store ``_Message``s; returns one outcome each: ``(created, Message)`` or an error.
+
+        Two round trips when every room is free: the room locks with the
+        memberships, then the insert, the rooms' counters and the commit.
+        """
         room_ids = tuple(sorted({p.room_id for p in batch}))
-        last = {
-            row["room_id"]: row["last_seq"]
-            for row in await tx.fetch_all("lock_rooms_for_messages", room_ids=room_ids)
-        }
+        locked, member_rows = await tx.together(
+            tx.statement("lock_rooms_for_messages", room_ids=room_ids),
+            tx.statement("members_among", pairs=tuple({p.member_key for p in batch})),
+        )
+        last = {row["room_id"]: row["last_seq"] for row in locked}
         busy: set[str] = set()
         if len(last) < len(room_ids):  # left out: locked elsewhere, or no such room
             missing = tuple(r for r in room_ids if r not in last)
             busy = {
                 row["room_id"] for row in await tx.fetch_all("existing_rooms", room_ids=missing)
             }
-        pairs = tuple({p.member_key for p in batch if p.room_id in last})
-        members: set[tuple[str, str]] = set()
-        if pairs:
-            members = {
-                (row["room_id"], ids.fold(row["user_id"]))
-                for row in await tx.fetch_all("members_among", pairs=pairs)
-            }
+        # Read under the locks of the rooms in `last`: joins and leaves wait for them.
+        members = {(row["room_id"], ids.fold(row["user_id"])) for row in member_rows}
         outcomes: list[Row | Exception | _Busy] = []
         rows: list[Row] = []
         now = utcnow()
@@ -275,10 +274,11 @@ class MessageWriter:
         return [(True, stored[id(o)]) if isinstance(o, dict) else o for o in outcomes]
 
     async def _insert(self, tx: Transaction, rows: list[Row]) -> None:
-        found = {
-            (r["room_id"], r["seq"]): r["message_id"]
-            for r in await tx.insert_returning("insert_messages", rows)
-        }
+        """Insert the rows, set their rooms' counters and commit, in one round trip."""
+        returned, _ = await tx.commit_with(
+            tx.insert_rows("insert_messages", rows),
+            tx.statement("sync_last_seq", room_ids=tuple({row["room_id"] for row in rows})),
+        )
+        found = {(r["room_id"], r["seq"]): r["message_id"] for r in returned}
         for row in rows:
             row["message_id"] = found[(row["room_id"], row["seq"])]
-        await tx.execute("sync_last_seq", room_ids=tuple({row["room_id"] for row in rows}))

@@ -35,7 +35,7 @@ import collections
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiomysql
@@ -85,12 +85,15 @@ def is_connection_error(exc: BaseException) -> bool:
 class _Runner:
     """Runs named queries on one connection, each within the pool's deadline."""
 
+    committed = False  # a Transaction's, after commit_with: no statement may follow
+
     def __init__(self, queries: Any, conn: Any, pool: "_Pool") -> None:
         self._queries = queries
         self._conn = conn
         self._pool = pool
 
     async def _run(self, name: str, params: dict) -> Any:
+        self._check_open()
         query = self._queries[name]
         cur = await self._conn.cursor(aiomysql.DictCursor)
         try:
@@ -103,6 +106,10 @@ class _Runner:
         except BaseException:
             await cur.close()
             raise
+
+    def _check_open(self) -> None:
+        if self.committed:
+            raise RuntimeError("a statement after the transaction's commit_with")
 
     async def fetch_one(self, name: str, /, **params: Any) -> Row | None:
         cur = await self._run(name, params)
@@ -126,29 +133,57 @@ class _Runner:
         finally:
             await cur.close()
 
-    async def insert_returning(self, name: str, rows: list[dict]) -> list[Row]:
-        """Insert every dict of ``rows`` and return what the query's ``RETURNING`` names.
+    def statement(self, name: str, /, **params: Any) -> "Statements":
+        """A named query with its parameters, rendered for ``together``."""
+        query = self._queries[name]
+        return Statements([query.sql % self._escape(query.bind(params))])
 
-        The query is ``INSERT ... VALUES (...) RETURNING ...``; its VALUES
-        row is repeated once per dict, so a batch is one statement (one
-        round trip instead of an insert and a read-back), or several when it
-        would pass MAX_STATEMENT characters.
+    def insert_rows(self, name: str, rows: list[dict]) -> "Statements":
+        """``INSERT ... VALUES (...) RETURNING ...`` for every dict of ``rows``, for ``together``.
+
+        The query's VALUES row is repeated once per dict, so a batch is one
+        statement (one round trip instead of an insert and a read-back), or
+        several when it would pass MAX_STATEMENT characters; ``together``
+        gives back the rows every one of them returns.
         """
         query = self._queries[name]
         prefix, values, postfix = _returning_parts(query)
+        rendered = [values % self._escape(query.bind(row)) for row in rows]
+        return Statements(_statements(prefix, rendered, postfix))
+
+    def _escape(self, params: Mapping[str, Any]) -> dict[str, str]:
+        return {key: self._conn.escape(value) for key, value in params.items()}
+
+    async def together(self, *statements: "Statements") -> list[list[Row]]:
+        """Run ``statements`` in order, in as few round trips as MAX_STATEMENT allows.
+
+        The database runs them one after the other, as if each were sent
+        alone, and stops at the first that fails (its error is raised).
+        Returns the rows of each (``[]`` for a statement that returns none).
+        """
+        return await self._together(statements, commit=False)
+
+    async def _together(
+        self, statements: tuple["Statements", ...], commit: bool
+    ) -> list[list[Row]]:
+        self._check_open()
+        texts = [text for s in statements for text in s.texts]
+        trips = _statements("", texts + ["COMMIT"] if commit else texts, "", ";\n")
+        results: list[list[Row]] = []
         cur = await self._conn.cursor(aiomysql.DictCursor)
-        found: list[Row] = []
         try:
-            rendered = [cur.mogrify(values, query.bind(row)) for row in rows]
-            for statement in _statements(prefix, rendered, postfix):
-                await self._pool.bounded(self._conn, cur.execute(statement))
-                found.extend(await cur.fetchall())
-            return found
+            for trip in trips:
+                await self._pool.bounded(self._conn, _read_results(cur, trip, results))
         except pymysql.err.IntegrityError as exc:
             _raise_duplicate(exc)
             raise
         finally:
             await cur.close()
+        rows: list[list[Row]] = []
+        for s in statements:  # a Statements of several inserts returns their rows as one list
+            rows.append([row for result in results[: len(s.texts)] for row in result])
+            del results[: len(s.texts)]
+        return rows
 
     async def execute_many(self, name: str, rows: list[dict]) -> int:
         """Run an ``INSERT ... VALUES`` for every dict in ``rows``, as one statement."""
@@ -166,8 +201,9 @@ class _Runner:
             await cur.close()
 
 
-# The longest statement insert_returning sends, in characters: at 4 bytes
-# each, well under MariaDB's default max_allowed_packet (16 MiB).
+# The longest statement, or round trip of statements, that together sends,
+# in characters: at 4 bytes each, well under MariaDB's default
+# max_allowed_packet (16 MiB).
 MAX_STATEMENT = 1_000_000
 
 _RETURNING = re.compile(
@@ -184,20 +220,40 @@ def _returning_parts(query: Any) -> tuple[str, str, str]:
     return match["prefix"], match["values"], match["postfix"]
 
 
-def _statements(prefix: str, values: list[str], postfix: str) -> list[str]:
-    """The VALUES rows joined into as few statements as MAX_STATEMENT allows."""
-    statements: list[str] = []
+def _statements(prefix: str, parts: list[str], postfix: str, sep: str = ",") -> list[str]:
+    """``parts`` joined by ``sep`` into as few texts as MAX_STATEMENT allows.
+
+    VALUES rows into INSERT statements, or statements into round trips.
+    """
+    texts: list[str] = []
     current: list[str] = []
     size = len(prefix) + len(postfix)
-    for v in values:
-        if current and size + len(v) + 1 > MAX_STATEMENT:
-            statements.append(prefix + ",".join(current) + postfix)
+    for part in parts:
+        if current and size + len(part) + len(sep) > MAX_STATEMENT:
+            texts.append(prefix + sep.join(current) + postfix)
             current, size = [], len(prefix) + len(postfix)
-        current.append(v)
-        size += len(v) + 1
+        current.append(part)
+        size += len(part) + len(sep)
     if current:
-        statements.append(prefix + ",".join(current) + postfix)
-    return statements
+        texts.append(prefix + sep.join(current) + postfix)
+    return texts
+
+
+async def _read_results(cur: Any, sql: str, results: list[list[Row]]) -> None:
+    """Run ``sql`` (statements separated by ';') and add each one's rows to ``results``."""
+    await cur.execute(sql)
+    results.append(list(await cur.fetchall()))
+    while await cur.nextset():
+        results.append(list(await cur.fetchall()))
+
+
+class Statements:
+    """Rendered statements (``_Runner.statement``, ``insert_rows``) for ``together``."""
+
+    __slots__ = ("texts",)
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
 
 
 class Transaction(_Runner):
@@ -205,6 +261,16 @@ class Transaction(_Runner):
         super().__init__(queries, conn, pool)
         self.name = name
         self._after_commit: list[tuple[Callable, tuple]] = []
+
+    async def commit_with(self, *statements: Statements) -> list[list[Row]]:
+        """``together``, with the commit in the same round trip: the transaction's last call.
+
+        Saves the commit's own round trip. A failing statement stops the
+        rest, the commit included, and ``Database.transaction`` rolls back.
+        """
+        rows = await self._together(statements, commit=True)
+        self.committed = True
+        return rows
 
     def after_commit(self, callback: Callable, *args: Any) -> None:
         """Call ``callback(*args)`` once this transaction has committed."""
@@ -710,7 +776,8 @@ class Database:
             broken = True
             try:
                 result = await fn(tx)
-                await pool.bounded(conn, conn.commit())
+                if not tx.committed:
+                    await pool.bounded(conn, conn.commit())
                 broken = False
             except pymysql.err.OperationalError as exc:
                 broken = not await _rollback(pool, conn)

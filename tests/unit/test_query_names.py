@@ -18,7 +18,7 @@ QUERIES = sqlfile.load_dir(os.path.join(ROOT, "sql", "queries"))
 
 # Calls that take a query name as their first argument (``db.``, ``tx.``, ...)...
 QUERY_NAME = re.compile(r"[a-z][a-z0-9_]*")
-RUNNERS = {"fetch_one", "fetch_all", "execute", "execute_many"}
+RUNNERS = {"fetch_one", "fetch_all", "execute", "execute_many", "statement", "insert_rows"}
 # ...and those that take it as their second (``BatchedLookup(db, "name", param, ...)``,
 # ``_all_rows(tx, "name", keys, **params)``).
 SECOND_ARGUMENT = {"BatchedLookup", "_all_rows"}
@@ -84,7 +84,7 @@ def test_every_query_named_in_the_code_exists() -> None:
 def test_keyword_arguments_written_out_match_the_querys_parameters() -> None:
     wrong = []
     for path, line, name, call, index in query_calls():
-        if name not in QUERIES or _called(call) == "execute_many":
+        if name not in QUERIES or _called(call) in ("execute_many", "insert_rows"):
             continue
         if any(k.arg is None for k in call.keywords):
             continue  # **params: checked when the query runs
