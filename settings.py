@@ -295,7 +295,7 @@ class Settings:
     )
     db_pool_size: int = setting(
         20,
-        "most database connections per process: a quarter for transactions, the rest for "
+        "most database connections per process: half for transactions, the rest for "
         "reads (at least one each)",
         checks=[at_least(1)],
     )

@@ -610,10 +610,12 @@ class Database:
         acquire_timeout: float = 0.5,
         queue_target: float = 0.1,
     ) -> "Database":
-        """At most ``maxsize`` connections (and at least two): a quarter for transactions.
+        """At most ``maxsize`` connections (and at least two): half for transactions.
 
         Transactions are few at a time (messages and joins are written in
-        batches); reads come with every request. One connection of each
+        batches), but a writer's lane may hold its connection while a lock
+        is waited for: the message and join writers' lanes alone can hold
+        eight. Reads come with every request and are short. One connection of each
         kind is opened now, so a wrong URL or password fails at start-up.
         """
 
@@ -642,7 +644,7 @@ class Database:
 
         # The check (started a third into a slow call) ends before that call's deadline.
         health = _Health(url, opener(True), timeout / 2)
-        writes_size = max(1, maxsize // 4)
+        writes_size = max(1, maxsize // 2)
         pools = []
         for name, autocommit, size in (
             ("reads", True, max(1, maxsize - writes_size)),
