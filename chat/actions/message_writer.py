@@ -85,11 +85,12 @@ class MessageWriter:
     Four lanes measured better than two, and two better than one: a batch
     spends most of its time waiting, for the database's log flush and for
     the event loop to come back to it, and the other lanes' batches run
-    meanwhile (in ``make bench``'s overload phase, WebSocket messages stored
-    at 1.5x capacity rose from about 0.6-0.75 of that capacity to
-    0.86-0.93, HTTP from 0.3-0.4 to 0.5). A room's messages all go through its lane, so
-    two batches never wait on each other's room locks, and a room's seqs
-    follow the order its messages were queued in. A WebSocket's frames are
+    meanwhile (at 1.5x capacity in ``make bench``'s overload phase, the
+    messages stored rose from 0.63-0.80 of that capacity to 0.82-0.93 over
+    WebSocket, from 0.23-0.46 to 0.46-0.53 over HTTP; the WebSocket p99
+    grew by half: bench/README.md). A room's messages all go through its
+    lane, so two batches never wait on each other's room locks, and a
+    room's seqs follow the order its messages were queued in. A WebSocket's frames are
     handled one at a time, so one socket's messages keep their order.
 
     A batch skips rooms whose row lock another transaction holds (``SKIP
