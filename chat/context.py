@@ -6,6 +6,7 @@ import dataclasses
 
 from chat.actions.join_writer import JoinWriter
 from chat.actions.message_writer import MessageWriter
+from chat.actions.messages import RoomAccess
 from chat.auth import ratelimit
 from chat.auth.passwords import PasswordHasher, VerifiedPasswords
 from chat.auth.revocations import Revocations
@@ -27,6 +28,7 @@ class Context:
     tokens: TokenIssuer
     revocations: Revocations
     public_profiles: BatchedLookup
+    room_access: RoomAccess
     limits: ratelimit.Limits
     message_writer: MessageWriter
     join_writer: JoinWriter
@@ -46,6 +48,8 @@ class Context:
             public_profiles=BatchedLookup(
                 db, "public_profiles_among", "user_ids", "user_id", fold=ids.fold
             ),
+            # Membership checks outside a transaction (subscribes, history, typing), likewise.
+            room_access=RoomAccess(db),
             limits=ratelimit.Limits(settings, ratelimit.make_limiter(settings)),
             message_writer=MessageWriter(
                 db,

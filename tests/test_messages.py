@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from chat import errors
 from chat.db import pool
 from chat.util.times import utcnow
 from helpers import query, room_with, send
@@ -340,3 +341,36 @@ async def test_history_limit_bounds_are_accepted(api):
     await fill(api, owner, room_id, 3)
     assert await page(api, owner, room_id, limit=200) == ([1, 2, 3], False)
     assert await page(api, owner, room_id, limit=1, after=0) == ([1], True)
+
+
+@pytest.mark.gen_test
+async def test_membership_checks_asked_together_share_a_query_and_get_their_own_answers(
+    ctx, api, monkeypatch
+):
+    room_a, owner_a, (member_a,) = await room_with(api, 1)
+    room_b, owner_b, (member_b,) = await room_with(api, 1)
+    assert (await send(api, owner_a, room_a, "one")).status == 201
+    queries = []
+    fetch_all = ctx.db.fetch_all
+
+    async def counted(name, /, **params):
+        queries.append(name)
+        return await fetch_all(name, **params)
+
+    monkeypatch.setattr(ctx.db, "fetch_all", counted)
+    asks = [
+        (member_a.user_id, room_a),
+        (member_b.user_id, room_b),
+        (member_a.user_id, room_b),  # a member of the other room only
+        (member_b.user_id, room_a),
+        (owner_a.user_id.upper(), room_a),  # userIds compare without case
+        (owner_b.user_id, "NoSuchRoom123456"),
+    ]
+    results = await asyncio.gather(
+        *(ctx.room_access.check(user_id, room_id) for user_id, room_id in asks),
+        return_exceptions=True,
+    )
+    assert results[0] == 1 and results[1] == 0 and results[4] == 1
+    assert all(isinstance(r, errors.NotRoomMember) for r in results[2:4])
+    assert isinstance(results[5], errors.NotFound)
+    assert queries == ["room_access_among"]

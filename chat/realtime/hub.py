@@ -312,7 +312,7 @@ class Hub:
             await asyncio.shield(channel.listening)
             # Checked after joining the channel: a leave committed from here
             # on reaches this subscription as a member_left event.
-            room_last = await messages.room_access(self.ctx.db, socket.user_id, room_id)
+            room_last = await self.ctx.room_access.check(socket.user_id, room_id)
             if not sub.active:
                 raise errors.NotRoomMember()
         except BaseException:

@@ -30,6 +30,16 @@ FROM rooms r
 LEFT JOIN room_members m ON m.room_id = r.room_id AND m.user_id = %(user_id)s
 WHERE r.room_id = %(room_id)s;
 
+-- name: room_access_among
+-- get_message_room_access for many (room, user) pairs at once: for each of a
+-- non-empty tuple of room_ids, its latest seq and which of a non-empty tuple
+-- of user_ids are its members (a row each, or one row with member NULL); no
+-- row for a room that does not exist. No lock.
+SELECT r.room_id, r.last_seq, m.user_id AS member
+FROM rooms r
+LEFT JOIN room_members m ON m.room_id = r.room_id AND m.user_id IN %(user_ids)s
+WHERE r.room_id IN %(room_ids)s;
+
 -- name: list_messages_ascending
 -- Up to `limit` messages with after < seq < before, oldest first; served by
 -- the unique key messages_room_seq. No lock.
