@@ -615,8 +615,9 @@ class Database:
         Transactions are few at a time (messages and joins are written in
         batches), but a writer's lane may hold its connection while a lock
         is waited for: the message and join writers' lanes alone can hold
-        eight. Reads come with every request and are short. One connection of each
-        kind is opened now, so a wrong URL or password fails at start-up.
+        eight. Reads come with every request and are short. One connection
+        of each kind is opened now, so a wrong URL or password fails at
+        start-up.
         """
 
         def opener(autocommit: bool) -> Callable[[], Awaitable[Any]]:
