@@ -1,7 +1,8 @@
 """Overload and stuck rooms, over real HTTP and WebSockets against the real database.
 
 - A room whose row lock another transaction holds does not stall the messages
-  and joins of any other room (the writers skip it and write its items apart).
+  and joins of any other room (the writers skip it and write its items apart),
+  nor, held for long, another room whose items wait for its lock.
 - Past the queueing-delay bound, new messages are refused at once with
   ``503 overloaded`` (HTTP: Retry-After; WebSocket: an ``error`` frame) and
   are not stored; everything acknowledged is.
@@ -11,7 +12,7 @@ import asyncio
 
 import pytest
 
-from helpers import query, room_members, send
+from helpers import mysql_connect, query, room_members, send
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -125,3 +126,33 @@ async def test_refusals_and_queueing_delays_are_in_the_metrics(api):
     )
     if refused:
         assert line is not None and float(line.rsplit(" ", 1)[1]) >= refused
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_room_locked_for_long_holds_up_no_other_room_waiting_for_its_lock(
+    api, sql, database
+):
+    long_id, (long_owner, *_) = await room_members(api, 1)
+    short_id, (short_owner, *_) = await room_members(api, 1)
+    other = mysql_connect(database, database.database)
+    sql.begin()  # held for long: past every message below but one
+    query(sql, "SELECT room_id FROM rooms WHERE room_id = %s FOR UPDATE", long_id)
+    other.begin()  # held briefly: past the writers' retries, into the slow lane
+    query(other, "SELECT room_id FROM rooms WHERE room_id = %s FOR UPDATE", short_id)
+    try:
+        held_long = asyncio.ensure_future(send(api, long_owner, long_id, "waits"))
+        await asyncio.sleep(0.2)  # in the slow lane now, waiting for the lock
+        waiting = asyncio.gather(
+            *(send(api, short_owner, short_id, f"then flows {i}") for i in range(20))
+        )
+        await asyncio.sleep(0.3)
+        other.rollback()
+        flowed = await asyncio.wait_for(waiting, timeout=0.8)  # the long lock still held
+        assert [r.status for r in flowed] == [201] * 20
+        assert not held_long.done()
+    finally:
+        sql.rollback()
+        other.close()
+    assert (await held_long).status == 201
+    seqs = [r["seq"] for r in query(sql, "SELECT seq FROM messages WHERE room_id = %s", short_id)]
+    assert sorted(seqs) == list(range(1, 21))

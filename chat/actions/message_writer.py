@@ -57,6 +57,9 @@ _BUSY = _Busy()
 # moves to the slow lane, which waits for the lock.
 BOUNCES = 3
 BOUNCE_PAUSE = 0.01
+# Rooms the slow lane writes at once (each on a connection of its own), and
+# its batches at once.
+SLOW_ROOMS = 4
 
 
 class _Message:
@@ -94,9 +97,9 @@ class MessageWriter:
     handled one at a time, so one socket's messages keep their order.
 
     A batch skips rooms whose row lock another transaction holds (``SKIP
-    LOCKED``): their messages move to the slow lane, which stores them one by
-    one, waiting (boundedly) for the lock, while the batches of every other
-    room go on. A lane refuses a new message at once (``503 overloaded``)
+    LOCKED``): their messages move to the slow lane, which stores them a
+    transaction per room, waiting (boundedly) for the lock, while the batches
+    of every other room go on. A lane refuses a new message at once (``503 overloaded``)
     when it could not start it within ``queue_delay`` seconds of the batch
     after the one being written.
     """
@@ -116,14 +119,17 @@ class MessageWriter:
             Batcher(self._write, max_batch, 1, QueueDelay(queue_delay), max_queue, name="messages")
             for _ in range(writers)
         ]
+        # Several batches at once: one waiting on a long-held lock holds up
+        # none that comes after it.
         self._slow: Batcher[_Message, Stored] = Batcher(
-            self._wait_one_by_one,
+            self._write_waiting,
             max_batch,
-            1,
+            SLOW_ROOMS,
             QueueDelay(queue_delay),
             max_queue,
             name="messages_slow",
         )
+        self._slow_rooms = asyncio.Semaphore(SLOW_ROOMS)  # the slow lane's transactions
 
     @property
     def lanes(self) -> list[Batcher[_Message, Stored]]:
@@ -162,16 +168,18 @@ class MessageWriter:
             else:
                 self._slow.requeue([pending])
 
-    async def _write(self, batch: list[Pending[_Message, Stored]]) -> None:
+    async def _write(
+        self, batch: list[Pending[_Message, Stored]], skip_locked: bool = True
+    ) -> None:
         items = [pending.work for pending in batch]
         try:
             outcomes = await self._db.transaction(
-                "store_messages", lambda tx: self._store(tx, items)
+                "store_messages", lambda tx: self._store(tx, items, skip_locked)
             )
         except DuplicateKey:
             # A clientMsgId sent again (a retry): the one-message path
             # answers it with the original.
-            await self._one_by_one(batch)
+            await self._one_by_one(batch, skip_locked)
             return
         except Exception as exc:
             if isinstance(exc, errors.ChatError):
@@ -184,7 +192,7 @@ class MessageWriter:
                     len(batch),
                     type(exc).__name__,
                 )
-            await self._one_by_one(batch)
+            await self._one_by_one(batch, skip_locked)
             return
         busy = []
         for pending, outcome in zip(batch, outcomes, strict=True):
@@ -219,26 +227,47 @@ class MessageWriter:
             pending.settle(outcome)
         self._busy(busy)
 
-    async def _wait_one_by_one(self, batch: list[Pending[_Message, Stored]]) -> None:
-        """The slow lane: rooms locked elsewhere, each message waiting (boundedly) for its lock."""
-        await self._one_by_one(batch, skip_locked=False)
+    async def _write_waiting(self, batch: list[Pending[_Message, Stored]]) -> None:
+        """The slow lane: rooms locked elsewhere, a transaction per room waiting for its lock.
+
+        A room's messages share one transaction (two processes writing to one
+        room send many of its messages here: one transaction each could not
+        keep up). Up to SLOW_ROOMS rooms are written at once, over the slow
+        lane's batches, so a room whose lock is held for long holds up no other.
+        """
+        rooms: dict[str, list[Pending[_Message, Stored]]] = {}
+        for pending in batch:
+            rooms.setdefault(pending.work.room_id, []).append(pending)
+
+        async def write(group: list[Pending[_Message, Stored]]) -> None:
+            async with self._slow_rooms:
+                try:
+                    await self._write(group, skip_locked=False)
+                except Exception as exc:  # this room's messages only
+                    for pending in group:
+                        pending.settle(exc)
+
+        await asyncio.gather(*(write(group) for group in rooms.values()))
 
     async def _store(
-        self, tx: Transaction, batch: list[_Message]
+        self, tx: Transaction, batch: list[_Message], skip_locked: bool = True
     ) -> list[Stored | Exception | _Busy]:
         """Store ``_Message``s; returns one outcome each: ``(created, Message)`` or an error.
 
         Two round trips when every room is free: the room locks with the
         memberships, then the insert, the rooms' counters and the commit.
+        ``skip_locked=False`` waits for the rooms' locks instead of leaving
+        the locked ones out.
         """
         room_ids = tuple(sorted({p.room_id for p in batch}))
+        lock = "lock_rooms_for_messages" if skip_locked else "lock_rooms_for_messages_waiting"
         locked, member_rows = await tx.together(
-            tx.statement("lock_rooms_for_messages", room_ids=room_ids),
+            tx.statement(lock, room_ids=room_ids),
             tx.statement("members_among", pairs=tuple({p.member_key for p in batch})),
         )
         last = {row["room_id"]: row["last_seq"] for row in locked}
         busy: set[str] = set()
-        if len(last) < len(room_ids):  # left out: locked elsewhere, or no such room
+        if skip_locked and len(last) < len(room_ids):  # left out: locked elsewhere, or no room
             missing = tuple(r for r in room_ids if r not in last)
             busy = {
                 row["room_id"] for row in await tx.fetch_all("existing_rooms", room_ids=missing)

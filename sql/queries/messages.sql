@@ -67,6 +67,13 @@ LIMIT %(limit)s;
 SELECT room_id, last_seq FROM rooms WHERE room_id IN %(room_ids)s
 ORDER BY room_id FOR UPDATE SKIP LOCKED;
 
+-- name: lock_rooms_for_messages_waiting
+-- lock_rooms_for_messages for the slow lane: waits for each room's lock (at
+-- most innodb_lock_wait_timeout) instead of leaving the room out; a room
+-- left out does not exist. room_ids is a non-empty tuple.
+SELECT room_id, last_seq FROM rooms WHERE room_id IN %(room_ids)s
+ORDER BY room_id FOR UPDATE;
+
 -- name: existing_rooms
 -- Which of a non-empty tuple of room_ids exist; a plain read that takes and
 -- waits for no lock.
