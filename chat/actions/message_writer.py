@@ -93,15 +93,16 @@ class MessageWriter:
     WebSocket, from 0.23-0.46 to 0.46-0.53 over HTTP; the WebSocket p99
     grew by half: bench/README.md). A room's messages all go through its
     lane, so two batches never wait on each other's room locks, and a
-    room's seqs follow the order its messages were queued in. A WebSocket's frames are
-    handled one at a time, so one socket's messages keep their order.
+    room's seqs follow the order its messages were queued in. A WebSocket's
+    frames are handled one at a time, so one socket's messages keep their
+    order.
 
     A batch skips rooms whose row lock another transaction holds (``SKIP
     LOCKED``): their messages move to the slow lane, which stores them a
-    transaction per room, waiting (boundedly) for the lock, while the batches
-    of every other room go on. A lane refuses a new message at once (``503 overloaded``)
-    when it could not start it within ``queue_delay`` seconds of the batch
-    after the one being written.
+    transaction per room, waiting (boundedly) for the lock, while the
+    batches of every other room go on. A lane refuses a new message at once
+    (``503 overloaded``) when it could not start it within ``queue_delay``
+    seconds of the batch after the one being written.
     """
 
     def __init__(
@@ -233,7 +234,8 @@ class MessageWriter:
         A room's messages share one transaction (two processes writing to one
         room send many of its messages here: one transaction each could not
         keep up). Up to SLOW_ROOMS rooms are written at once, over the slow
-        lane's batches, so a room whose lock is held for long holds up no other.
+        lane's batches, so a room whose lock is held for long holds up no
+        other.
         """
         rooms: dict[str, list[Pending[_Message, Stored]]] = {}
         for pending in batch:
