@@ -94,8 +94,10 @@ class MessageWriter:
     grew by half: bench/README.md). A room's messages all go through its
     lane, so two batches never wait on each other's room locks, and a
     room's seqs follow the order its messages were queued in. A WebSocket's
-    frames are handled one at a time, so one socket's messages keep their
-    order.
+    frames are handled one at a time, so one socket's messages reach the
+    writer in order, and keep it unless their room was locked by another
+    transaction: a message that waits for the lock (retried, or in the slow
+    lane) can be overtaken by a later one.
 
     A batch skips rooms whose row lock another transaction holds (``SKIP
     LOCKED``): their messages move to the slow lane, which stores them a
