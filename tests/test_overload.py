@@ -156,3 +156,32 @@ async def test_a_room_locked_for_long_holds_up_no_other_room_waiting_for_its_loc
     assert (await held_long).status == 201
     seqs = [r["seq"] for r in query(sql, "SELECT seq FROM messages WHERE room_id = %s", short_id)]
     assert sorted(seqs) == list(range(1, 21))
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_room_locked_for_long_holds_up_no_join_to_another_room_waiting_for_its_lock(
+    api, sql, database
+):
+    long_id, _ = await room_members(api, 1)
+    short_id, _ = await room_members(api, 1)
+    joiners = [await api.user(prime=True) for _ in range(4)]
+    other = mysql_connect(database, database.database)
+    sql.begin()
+    query(sql, "SELECT room_id FROM rooms WHERE room_id = %s FOR UPDATE", long_id)
+    other.begin()
+    query(other, "SELECT room_id FROM rooms WHERE room_id = %s FOR UPDATE", short_id)
+    try:
+        held_long = asyncio.ensure_future(api.join(joiners[0], long_id))
+        await asyncio.sleep(0.2)  # in the slow lane now, waiting for the lock
+        waiting = asyncio.gather(*(api.join(user, short_id) for user in joiners[1:]))
+        await asyncio.sleep(0.3)
+        other.rollback()
+        joined = await asyncio.wait_for(waiting, timeout=0.8)  # the long lock still held
+        assert [r.status for r in joined] == [200] * 3
+        assert not held_long.done()
+    finally:
+        sql.rollback()
+        other.close()
+    assert (await held_long).status == 200
+    (room,) = query(sql, "SELECT member_count FROM rooms WHERE room_id = %s", short_id)
+    assert room["member_count"] == 4

@@ -23,8 +23,9 @@ to ``max_batch``) in one transaction of a fixed number of statements:
 Each room belongs to one of ``writers`` lanes (a join by invitation, whose
 room is not known yet, to a lane by its token), so two batches seldom want
 the same room. A batch skips rooms whose lock another transaction holds:
-those joins move to the slow lane, which writes them one at a time, waiting
-(boundedly) for the lock, while every other room's joins go on. Each lane
+those joins move to the slow lane, which writes each alone, waiting
+(boundedly) for its locks, up to SLOW_JOINS at once (so a room held for long
+holds up no other), while every other room's joins go on. Each lane
 refuses new joins (``503 overloaded``) while its queueing delay stands above
 ``queue_delay``.
 
@@ -65,6 +66,9 @@ _BUSY = _Busy()
 # What a join comes to: its answer, its refusal, or "its room is busy".
 Outcome = Joined | Exception | _Busy
 BOUNCES = 3
+# Joins the slow lane writes at once, each waiting for its locks on a
+# connection of its own.
+SLOW_JOINS = 4
 
 
 class _Join:
@@ -95,7 +99,7 @@ class JoinWriter:
             for _ in range(writers)
         ]
         self._slow: Batcher[_Join, Joined] = Batcher(
-            self._write_waiting, 1, 1, QueueDelay(queue_delay), 5000, name="joins_slow"
+            self._write_waiting, 1, SLOW_JOINS, QueueDelay(queue_delay), 5000, name="joins_slow"
         )
 
     @property
