@@ -128,32 +128,51 @@ async def test_refusals_and_queueing_delays_are_in_the_metrics(api):
         assert line is not None and float(line.rsplit(" ", 1)[1]) >= refused
 
 
+async def behind_a_long_held_room(sql, database, long_id, short_id, long_work, short_work):
+    """Hold ``long_id``'s row lock for long and ``short_id``'s briefly, both from other clients.
+
+    ``long_work()`` starts first and waits for its room's lock in the slow
+    lane; then ``short_work()``, which the writers' retries send there too.
+    Once the short lock ends, the short work must get through (within 0.8 s)
+    while the long lock is still held. Returns (long answer, short answers).
+    """
+    other = mysql_connect(database, database.database)
+    sql.begin()
+    query(sql, "SELECT room_id FROM rooms WHERE room_id = %s FOR UPDATE", long_id)
+    other.begin()
+    query(other, "SELECT room_id FROM rooms WHERE room_id = %s FOR UPDATE", short_id)
+    try:
+        held_long = asyncio.ensure_future(long_work())
+        await asyncio.sleep(0.2)  # in the slow lane now, waiting for the lock
+        waiting = asyncio.ensure_future(short_work())
+        await asyncio.sleep(0.3)
+        other.rollback()
+        through = await asyncio.wait_for(waiting, timeout=0.8)  # the long lock still held
+        assert not held_long.done()
+    finally:
+        sql.rollback()
+        other.close()
+    return await held_long, through
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_a_room_locked_for_long_holds_up_no_other_room_waiting_for_its_lock(
     api, sql, database
 ):
     long_id, (long_owner, *_) = await room_members(api, 1)
     short_id, (short_owner, *_) = await room_members(api, 1)
-    other = mysql_connect(database, database.database)
-    sql.begin()  # held for long: past every message below but one
-    query(sql, "SELECT room_id FROM rooms WHERE room_id = %s FOR UPDATE", long_id)
-    other.begin()  # held briefly: past the writers' retries, into the slow lane
-    query(other, "SELECT room_id FROM rooms WHERE room_id = %s FOR UPDATE", short_id)
-    try:
-        held_long = asyncio.ensure_future(send(api, long_owner, long_id, "waits"))
-        await asyncio.sleep(0.2)  # in the slow lane now, waiting for the lock
-        waiting = asyncio.gather(
+    held, flowed = await behind_a_long_held_room(
+        sql,
+        database,
+        long_id,
+        short_id,
+        lambda: send(api, long_owner, long_id, "waits"),
+        lambda: asyncio.gather(
             *(send(api, short_owner, short_id, f"then flows {i}") for i in range(20))
-        )
-        await asyncio.sleep(0.3)
-        other.rollback()
-        flowed = await asyncio.wait_for(waiting, timeout=0.8)  # the long lock still held
-        assert [r.status for r in flowed] == [201] * 20
-        assert not held_long.done()
-    finally:
-        sql.rollback()
-        other.close()
-    assert (await held_long).status == 201
+        ),
+    )
+    assert [r.status for r in flowed] == [201] * 20
+    assert held.status == 201
     seqs = [r["seq"] for r in query(sql, "SELECT seq FROM messages WHERE room_id = %s", short_id)]
     assert sorted(seqs) == list(range(1, 21))
 
@@ -165,23 +184,15 @@ async def test_a_room_locked_for_long_holds_up_no_join_to_another_room_waiting_f
     long_id, _ = await room_members(api, 1)
     short_id, _ = await room_members(api, 1)
     joiners = [await api.user(prime=True) for _ in range(4)]
-    other = mysql_connect(database, database.database)
-    sql.begin()
-    query(sql, "SELECT room_id FROM rooms WHERE room_id = %s FOR UPDATE", long_id)
-    other.begin()
-    query(other, "SELECT room_id FROM rooms WHERE room_id = %s FOR UPDATE", short_id)
-    try:
-        held_long = asyncio.ensure_future(api.join(joiners[0], long_id))
-        await asyncio.sleep(0.2)  # in the slow lane now, waiting for the lock
-        waiting = asyncio.gather(*(api.join(user, short_id) for user in joiners[1:]))
-        await asyncio.sleep(0.3)
-        other.rollback()
-        joined = await asyncio.wait_for(waiting, timeout=0.8)  # the long lock still held
-        assert [r.status for r in joined] == [200] * 3
-        assert not held_long.done()
-    finally:
-        sql.rollback()
-        other.close()
-    assert (await held_long).status == 200
+    held, joined = await behind_a_long_held_room(
+        sql,
+        database,
+        long_id,
+        short_id,
+        lambda: api.join(joiners[0], long_id),
+        lambda: asyncio.gather(*(api.join(user, short_id) for user in joiners[1:])),
+    )
+    assert [r.status for r in joined] == [200] * 3
+    assert held.status == 200
     (room,) = query(sql, "SELECT member_count FROM rooms WHERE room_id = %s", short_id)
     assert room["member_count"] == 4
