@@ -187,6 +187,7 @@ class _Runner:
 
     async def execute_many(self, name: str, rows: list[dict]) -> int:
         """Run an ``INSERT ... VALUES`` for every dict in ``rows``, as one statement."""
+        self._check_open()
         query = self._queries[name]
         cur = await self._conn.cursor()
         try:
