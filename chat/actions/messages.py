@@ -62,10 +62,11 @@ class RoomAccess:
         return await self._reads.submit((room_id, user_id))
 
     async def _read(self, batch: list[Pending[tuple[str, str], int]]) -> None:
+        asked = [pending.work for pending in batch]  # (room_id, user_id)
         rows = await self._db.fetch_all(
             "room_access_among",
-            room_ids=tuple({room_id for room_id, _ in (p.work for p in batch)}),
-            user_ids=tuple({user_id for _, user_id in (p.work for p in batch)}),
+            room_ids=tuple({room_id for room_id, _ in asked}),
+            user_ids=tuple({user_id for _, user_id in asked}),
         )
         last = {row["room_id"]: int(row["last_seq"]) for row in rows}
         members = {(row["room_id"], ids.fold(row["member"])) for row in rows if row["member"]}
