@@ -22,7 +22,7 @@ from chat.util.times import utcnow
 
 if TYPE_CHECKING:
     from chat.context import Context
-    from chat.db.pool import Database, Transaction
+    from chat.db.pool import Database, Row, Transaction
     from chat.realtime.broker import Broker
 
 DEFAULT_LIMIT = 50
@@ -31,17 +31,28 @@ MAX_LIMIT = 200
 NO_UPPER_BOUND = 2**63 - 1
 
 
-async def room_access(db: Database | Transaction, user_id: str, room_id: str) -> int:
-    """The room's latest seq, for a member; NotFound / NotRoomMember otherwise.
+class _Access:
+    """What ``room_access_among`` found: each asked (room, user) pair's latest seq, or its error."""
 
-    ``db`` is the Database, or a Transaction to read inside it.
-    """
-    row = await db.fetch_one("get_message_room_access", room_id=room_id, user_id=user_id)
-    if row is None:
-        raise errors.NotFound("No such room.")
-    if row["member"] is None:
-        raise errors.NotRoomMember()
-    return int(row["last_seq"])
+    def __init__(self, rows: list[Row]) -> None:
+        self._last = {row["room_id"]: int(row["last_seq"]) for row in rows}
+        self._members = {(row["room_id"], ids.fold(row["member"])) for row in rows if row["member"]}
+
+    def of(self, room_id: str, user_id: str) -> int | errors.ChatError:
+        if room_id not in self._last:
+            return errors.NotFound("No such room.")
+        if (room_id, ids.fold(user_id)) not in self._members:
+            return errors.NotRoomMember()
+        return self._last[room_id]
+
+
+async def room_access(tx: Transaction, user_id: str, room_id: str) -> int:
+    """The room's latest seq, for a member; NotFound / NotRoomMember otherwise (read in ``tx``)."""
+    rows = await tx.fetch_all("room_access_among", room_ids=(room_id,), user_ids=(user_id,))
+    outcome = _Access(rows).of(room_id, user_id)
+    if isinstance(outcome, errors.ChatError):
+        raise outcome
+    return outcome
 
 
 class RoomAccess:
@@ -68,16 +79,9 @@ class RoomAccess:
             room_ids=tuple({room_id for room_id, _ in asked}),
             user_ids=tuple({user_id for _, user_id in asked}),
         )
-        last = {row["room_id"]: int(row["last_seq"]) for row in rows}
-        members = {(row["room_id"], ids.fold(row["member"])) for row in rows if row["member"]}
-        for pending in batch:
-            room_id, user_id = pending.work
-            if room_id not in last:
-                pending.settle(errors.NotFound("No such room."))
-            elif (room_id, ids.fold(user_id)) not in members:
-                pending.settle(errors.NotRoomMember())
-            else:
-                pending.settle(last[room_id])
+        access = _Access(rows)
+        for pending, (room_id, user_id) in zip(batch, asked, strict=True):
+            pending.settle(access.of(room_id, user_id))
 
 
 async def send_message(

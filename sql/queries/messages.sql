@@ -22,19 +22,10 @@ SELECT message_id, room_id, seq, sender_id, content, client_msg_id, created_at
 FROM messages
 WHERE room_id = %(room_id)s AND sender_id = %(sender_id)s AND client_msg_id = %(client_msg_id)s;
 
--- name: get_message_room_access
--- The room's latest seq and whether the user is a member (member is NULL when
--- not); no row when the room does not exist. No lock.
-SELECT r.room_id, r.last_seq, m.user_id AS member
-FROM rooms r
-LEFT JOIN room_members m ON m.room_id = r.room_id AND m.user_id = %(user_id)s
-WHERE r.room_id = %(room_id)s;
-
 -- name: room_access_among
--- get_message_room_access for many (room, user) pairs at once: for each of a
--- non-empty tuple of room_ids, its latest seq and which of a non-empty tuple
--- of user_ids are its members (a row each, or one row with member NULL); no
--- row for a room that does not exist. No lock.
+-- For each of a non-empty tuple of room_ids, its latest seq and which of a
+-- non-empty tuple of user_ids are its members (a row each, or one row with
+-- member NULL); no row for a room that does not exist. No lock.
 SELECT r.room_id, r.last_seq, m.user_id AS member
 FROM rooms r
 LEFT JOIN room_members m ON m.room_id = r.room_id AND m.user_id IN %(user_ids)s
