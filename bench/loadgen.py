@@ -95,6 +95,30 @@ class Window:
         return self.start <= t < self.end
 
 
+LATE_TICK = 0.005
+
+
+async def watch_loop(window, late):
+    """How late this process's own event loop runs a 5 ms timer, in the measured window.
+
+    A generator whose loop runs late sends late and reads late; every latency
+    it measures then includes that, whatever the server did.
+    """
+    while monotonic() < window.end:
+        asked = monotonic()
+        await asyncio.sleep(LATE_TICK)
+        if asked in window:
+            late.append(monotonic() - asked - LATE_TICK)
+
+
+def late_summary(late):
+    """p50, p99 and max of the loop's lateness, in ms."""
+    if not late:
+        return None
+    late = sorted(late)
+    return [round(late[int(q * (len(late) - 1))] * 1000, 1) for q in (0.5, 0.99, 1.0)]
+
+
 class WsClient:
     def __init__(self, run, index, room, member):
         self.run = run
@@ -298,6 +322,7 @@ class WsRun:
         self.errors = collections.Counter()
         self.latencies = []
         self.ack_latencies = []
+        self.loop_late = []
         self.last_frame = monotonic()
         for room_spec in spec["rooms"]:
             room = Room(room_spec["roomId"])
@@ -344,14 +369,15 @@ class WsRun:
         self.window = Window(spec["warmup"], spec["duration"])
         self.sending = True
         window = self.window
+        watch = watch_loop(window, self.loop_late)
         if self.closed_loop:
             now = monotonic()
             for client in self.clients:
                 for _ in range(spec["window"]):
                     client.send(now)
-            await self._measure()
+            await asyncio.gather(self._measure(), watch)
         else:
-            await asyncio.gather(self._schedule(spec["rate"]), self._measure())
+            await asyncio.gather(self._schedule(spec["rate"]), self._measure(), watch)
         self.sending = False
         await self._drain(spec.get("drain", 5.0))
         return window
@@ -429,6 +455,7 @@ class WsRun:
             "refused": self.refused,
             "refused_latencies_ms": [round(x * 1000, 3) for x in self.refused_latencies],
             "http_connections": len(self.http_idle),
+            "loop_late_ms": late_summary(self.loop_late),
         }
 
     def idle_result(self):
@@ -514,6 +541,7 @@ class HttpRun:
         self.paid = 0
         self.window = None
         self.elapsed = 0.0
+        self.loop_late = []
 
     async def connect_all(self):
         await asyncio.gather(*(c.open() for c in self.connections))
@@ -555,7 +583,8 @@ class HttpRun:
                 await asyncio.sleep(max(0.0, window.start - monotonic()))
                 window.cpu_at_start = cpu_seconds()
 
-        await asyncio.gather(mark(), *(worker(c) for c in self.connections))
+        watch = [] if burst else [watch_loop(window, self.loop_late)]
+        await asyncio.gather(mark(), *watch, *(worker(c) for c in self.connections))
         self.elapsed = monotonic() - started
         window.cpu = cpu_seconds() - window.cpu_at_start
         return window
@@ -570,6 +599,7 @@ class HttpRun:
             "paid": self.paid,
             "cpu_s": window.cpu,
             "latencies_ms": [round(x * 1000, 3) for x in self.latencies],
+            "loop_late_ms": late_summary(self.loop_late),
         }
 
     def close(self):

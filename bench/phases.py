@@ -233,6 +233,7 @@ class Bench:
         figures["cpu"] = dict(extra_out["cpu"] or {})
         for i, r in enumerate(results):
             figures["cpu"][f"loadgen{i + 1}"] = round(r["cpu_s"] / duration, 3)
+        figures["loop_late_ms"] = loop_late(results)
         figures["py_spy"] = extra_out["py_spy"]
         return figures
 
@@ -356,7 +357,15 @@ class Bench:
         for i, r in enumerate(results):
             cpu[f"loadgen{i + 1}"] = round(r["cpu_s"] / max(r["window_s"], 1e-9), 3)
         result["cpu"] = cpu
+        result["loop_late_ms"] = loop_late(results)
         return result
+
+
+def loop_late(results):
+    """Each load generator's loop lateness (p50, p99, max ms), by the CPU table's names."""
+    return {
+        f"loadgen{i + 1}": r["loop_late_ms"] for i, r in enumerate(results) if r.get("loop_late_ms")
+    }
 
 
 def merge_ws(results, duration):

@@ -102,6 +102,7 @@ class Report:
         self.failed = {}
         self.notes = {}
         self.cpu = {}
+        self.loop_late = {}
         self.faults = {}
         self.py_spy = {}
 
@@ -120,6 +121,7 @@ class Report:
         self.values[name] = rnd(value)
         self.values.update(extra or {})
         self.cpu[name] = result["cpu"]
+        self.loop_late[name] = result.get("loop_late_ms")
         self.flag_if(name, faults, f"statuses {result['statuses']}")
         lat = sorted(result["latencies_ms"])
         self.rows.append(
@@ -135,6 +137,7 @@ class Report:
     def ws(self, phase, f):
         self.profiled(phase, f)
         self.cpu[phase] = f["cpu"]
+        self.loop_late[phase] = f.get("loop_late_ms")
         self.faults[phase] = {
             k: f[k]
             for k in (
@@ -206,6 +209,7 @@ class Report:
         v["flagged"] = self.flagged
         v["failed"] = self.failed
         v["cpu"] = self.cpu
+        v["loop_late_ms"] = {phase: late for phase, late in self.loop_late.items() if late}
         v["faults"] = self.faults
         v["sizes"] = "quick" if args.quick else "full"
         v["options"] = {
@@ -275,6 +279,17 @@ def print_report(report, values):
             else "not the bottleneck"
         )
         say(f"Busiest load generator: {share:.0%} of one core ({verdict}).")
+    late = {phase: by_gen for phase, by_gen in report.loop_late.items() if by_gen}
+    if late:
+        say(
+            "How late each load generator's event loop ran a 5 ms timer (p50 / p99 / max ms;"
+            " a latency figure includes its generator's lateness):"
+        )
+        for phase, by_gen in late.items():
+            say(
+                f"  {phase:<20} "
+                + ", ".join(f"{name} {' / '.join(map(str, ms))}" for name, ms in by_gen.items())
+            )
     for phase, cpu in report.cpu.items():
         foreign = {k: v for k, v in (cpu or {}).items() if not k.startswith(OWN_PROCESSES)}
         if sum(foreign.values()) >= 0.1:
