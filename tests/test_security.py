@@ -631,6 +631,32 @@ async def test_two_processes_share_one_limit_through_redis(server_procs, redis_u
     assert statuses == [401, 401, 401, 401, 429, 429]
 
 
+@pytest.mark.gen_test(timeout=90)
+async def test_message_frames_counted_through_redis_keep_their_order(server_procs, redis_url, sql):
+    # With the counts in Redis, a message frame waits for its round trip
+    # before the socket's next frame is read: a burst is stored in the order
+    # sent, and the limit is one for every process, HTTP and WebSocket.
+    settings = {"rate_limits": "on", "limit_messages": "5/60"}
+    a = server_procs(redis_url=redis_url, **settings)
+    b = server_procs(redis_url=redis_url, **settings)
+    owner = await a.api.user(prime=True)
+    room_id = (await a.api.room(owner))["roomId"]
+    sock = await a.api.socket(owner)
+    frames = [
+        {"type": "message", "roomId": room_id, "content": f"m{i}", "ref": str(i)} for i in range(6)
+    ]
+    await asyncio.gather(*(sock.conn.write_message(json.dumps(f)) for f in frames))
+    answers = [await sock.recv() for _ in range(6)]
+    acks = [f for f in answers if f["type"] == "ack"]
+    assert [(f["ref"], f["message"]["seq"]) for f in acks] == [(str(i), i + 1) for i in range(5)]
+    (refused,) = [f for f in answers if f["type"] == "error"]
+    assert (refused["code"], refused["ref"]) == ("rate_limited", "5")
+    body = {"roomId": room_id, "content": "over HTTP"}
+    assert_rate_limited(await b.api.post("/api/messages", body, token=owner.token), 60)
+    stored = query(sql, "SELECT content FROM messages WHERE room_id = %s ORDER BY seq", room_id)
+    assert [r["content"] for r in stored] == [f"m{i}" for i in range(5)]
+
+
 # -- sessions: access tokens, rotating refresh tokens, ending sessions -------
 
 

@@ -5,7 +5,7 @@ import json
 
 import jwt
 import pytest
-from tornado import httpclient
+from tornado import httpclient, websocket
 
 from helpers import TEST_SECRET, query, revoke_behind_the_broker, room_with, send
 
@@ -327,6 +327,72 @@ async def test_concurrent_senders_over_socket_and_http_are_seen_in_order(api):
     for sock in listeners:
         assert await read_messages(sock, 60) == list(range(1, 61))
         await sock.silent(0.1)
+
+
+async def burst(sock, frames):
+    """Write every frame at once, as a client that does not wait for answers."""
+    await asyncio.gather(*(sock.conn.write_message(json.dumps(f)) for f in frames))
+
+
+@pytest.mark.gen_test
+async def test_frames_that_wait_for_nothing_take_no_turn_of_the_event_loop_each(api):
+    # A frame handled by a coroutine costs its socket three turns of the
+    # loop before the next frame is read; under load a socket then reads a
+    # dozen frames a second and the rest wait unread. Pings (like message
+    # frames handed to the writer) wait for nothing: forty of them sent at
+    # once are answered within a few turns.
+    user = await api.user()
+    # A client that reads every frame as it arrives (the test helper's queue
+    # of one frame would take turns of its own).
+    pongs = []
+    everything = asyncio.Event()
+
+    def received(raw):
+        frame = json.loads(raw) if raw is not None else {}
+        if frame.get("type") == "pong":
+            pongs.append(frame["ref"])
+            if len(pongs) == 40:
+                everything.set()
+
+    req = httpclient.HTTPRequest(api.ws_url(), headers={"Authorization": f"Bearer {user.token}"})
+    conn = await websocket.websocket_connect(req, on_message_callback=received)
+    api.sockets.append(conn)
+    loop = asyncio.get_running_loop()
+    turns = 0
+    ticking = True
+
+    def tick():
+        nonlocal turns
+        turns += 1
+        if ticking:
+            loop.call_soon(tick)
+
+    tick()
+    await asyncio.gather(
+        *(conn.write_message(json.dumps({"type": "ping", "ref": str(i)})) for i in range(40))
+    )
+    await asyncio.wait_for(everything.wait(), 10)
+    ticking = False
+    assert pongs == [str(i) for i in range(40)]
+    assert turns < 40, f"{turns} turns of the event loop for 40 pings"
+
+
+@pytest.mark.gen_test
+async def test_one_sockets_burst_of_messages_is_stored_in_the_order_sent(api, sql):
+    room_id, owner, _ = await room_with(api, 1)
+    sock = await api.socket(owner)
+    await burst(
+        sock,
+        [
+            {"type": "message", "roomId": room_id, "content": f"m{i}", "ref": str(i)}
+            for i in range(30)
+        ],
+    )
+    acks = [await sock.expect("ack", 30) for _ in range(30)]
+    seq_by_ref = {int(a["ref"]): a["message"]["seq"] for a in acks}
+    assert [seq_by_ref[i] for i in range(30)] == list(range(1, 31))
+    stored = query(sql, "SELECT content FROM messages WHERE room_id = %s ORDER BY seq", room_id)
+    assert [r["content"] for r in stored] == [f"m{i}" for i in range(30)]
 
 
 @pytest.mark.gen_test

@@ -326,6 +326,22 @@ class Limits:
             self.refused += 1
             raise errors.RateLimited(wait)
 
+    def take_now(self, *pairs: tuple[str, str]) -> bool:
+        """``take`` without waiting, when the counts are this process's (or limits are off).
+
+        True once counted (``RateLimited`` when over a limit); False, counting
+        nothing, when the counts are shared through Redis: then ``await take``.
+        """
+        if not self.enabled:
+            return True
+        if not isinstance(self.limiter, LocalLimiter):
+            return False
+        wait = self.limiter.acquire_now(self.checks(pairs))
+        if wait > 0:
+            self.refused += 1
+            raise errors.RateLimited(wait)
+        return True
+
     def take_local(self, *pairs: tuple[str, str]) -> None:
         """``take`` counted in this process only, without a round trip (per-socket limits)."""
         wait = self.local.acquire_now(self.checks(pairs))

@@ -18,6 +18,7 @@ import itertools
 import logging
 import struct
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from tornado import ioloop, websocket
@@ -182,17 +183,19 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
 
     # Frames in
 
-    async def on_message(self, raw: str | bytes) -> None:
-        if self.ws_connection is None or self.ws_connection.is_closing():
-            return  # a frame that crossed our close frame
-        hub = self.hub
-        hub.frames_in_flight += 1
-        try:
-            await self._handle(raw)
-        finally:
-            hub.frames_in_flight -= 1
+    def on_message(self, raw: str | bytes) -> Awaitable[None] | None:
+        """Handle one frame: at once, or by returning what it waits for.
 
-    async def _handle(self, raw: str | bytes) -> None:
+        Tornado reads the socket's next frame when this returns, or once the
+        awaitable returned is done, so frames are handled one at a time, in
+        order. Most frames (a message handed to the writer, a ping) wait for
+        nothing and return None: a coroutine would cost every frame three
+        turns of the event loop (its task, the task's callback, the reader's
+        wake-up), and under load a socket could then read only a dozen frames
+        a second while the rest waited unread, unrefused.
+        """
+        if self.ws_connection is None or self.ws_connection.is_closing():
+            return None  # a frame that crossed our close frame
         ref: str | None = None
         kind: Any = None
         try:
@@ -213,15 +216,33 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
                 )
             schema.validate(frame)
             if kind == "auth":
-                await self._auth(frame, ref)
+                waiting = self._auth(frame, ref)
             elif self.claims is None:
                 raise errors.Unauthorized("Send an auth frame first.")
             else:
-                await getattr(self, "_frame_" + kind)(frame, ref)
-        except errors.ChatError as exc:
+                waiting = getattr(self, "_frame_" + kind)(frame, ref)
+        except Exception as exc:
+            self._failed(exc, kind, ref)
+            return None
+        if waiting is None:
+            return None
+        return self._wait(waiting, kind, ref)
+
+    async def _wait(self, waiting: Awaitable[None], kind: str, ref: str | None) -> None:
+        hub = self.hub
+        hub.frames_in_flight += 1  # shutdown waits for its answer
+        try:
+            await waiting
+        except Exception as exc:
+            self._failed(exc, kind, ref)
+        finally:
+            hub.frames_in_flight -= 1
+
+    def _failed(self, exc: Exception, kind: Any, ref: str | None) -> None:
+        if isinstance(exc, errors.ChatError):
             self.send_error_frame(exc, ref)
-        except Exception:
-            log.exception("a %s frame failed", kind)
+        else:
+            log.error("a %s frame failed", kind, exc_info=exc)
             self.send_error_frame(errors.Internal(), ref)
 
     async def _auth(self, frame: Frame, ref: str | None) -> None:
@@ -245,19 +266,32 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
         self.send_json({"type": "subscribed", "roomId": room_id, "lastSeq": sub.start}, ref)
         await self.hub.catch_up(sub, frame.get("after"))
 
-    async def _frame_unsubscribe(self, frame: Frame, ref: str | None) -> None:
+    def _frame_unsubscribe(self, frame: Frame, ref: str | None) -> None:
         self.hub.unsubscribe(self, frame["roomId"])
         self.send_json({"type": "unsubscribed", "roomId": frame["roomId"]}, ref)
 
-    async def _frame_message(self, frame: Frame, ref: str | None) -> None:
-        # Not awaited: the socket reads its next frame while this one is being
-        # stored, so frames do not wait unread behind each other (a busy
-        # writer refuses them instead, at once). One socket's messages still
-        # reach the writer, and its room's lane, in the order they were sent.
+    def _frame_message(self, frame: Frame, ref: str | None) -> Awaitable[None] | None:
         if self._storing >= MAX_STORING:
             raise errors.Overloaded("Too many of this socket's messages are being stored.")
         # Counted before it is stored, with the sender's HTTP messages (one limit).
-        await self.ctx.limits.take(("messages", ids.fold(self.user_id)))
+        limit = ("messages", ids.fold(self.user_id))
+        if self.ctx.limits.take_now(limit):
+            self._store(frame, ref)
+            return None
+        return self._store_when_counted(limit, frame, ref)
+
+    async def _store_when_counted(
+        self, limit: tuple[str, str], frame: Frame, ref: str | None
+    ) -> None:
+        await self.ctx.limits.take(limit)  # the counts are shared: a round trip to Redis
+        self._store(frame, ref)
+
+    def _store(self, frame: Frame, ref: str | None) -> None:
+        # The ack is not waited for: the socket reads its next frame while
+        # this one is being stored, so frames do not wait unread behind each
+        # other (a busy writer refuses them instead, at once). One socket's
+        # messages still reach the writer, and its room's lane, in the order
+        # they were sent.
         stored = messages.submit_message(
             self.ctx,
             user_id=self.user_id,
@@ -293,7 +327,7 @@ class SocketHandler(SecureHeaders, JsonErrors, websocket.WebSocketHandler):
             member_known=self.hub.is_subscribed(self, room_id),
         )
 
-    async def _frame_ping(self, frame: Frame, ref: str | None) -> None:
+    def _frame_ping(self, frame: Frame, ref: str | None) -> None:
         self.send_json({"type": "pong"}, ref)
 
     # Frames out

@@ -139,6 +139,38 @@ def test_limits_raise_rate_limited_with_whole_seconds() -> None:
     assert limits.refused == 1
 
 
+def test_take_now_counts_at_once_when_the_counts_are_this_processes() -> None:
+    limits = Limits(FakeSettings(), LocalLimiter(FakeClock()))
+    assert limits.take_now(("messages", "alice"))
+    run(limits.take(("messages", "alice")))  # one count for both ways of taking
+    with pytest.raises(errors.RateLimited):
+        limits.take_now(("messages", "alice"))
+    assert limits.refused == 1
+
+
+class SharedLimiter:
+    """A limiter whose counts live elsewhere, as Redis's: it can only be awaited."""
+
+    def __init__(self) -> None:
+        self.counts = LocalLimiter(FakeClock())
+
+    async def acquire(self, checks: Sequence[Check], cost: int = 1) -> float:
+        return await self.counts.acquire(checks, cost)
+
+    async def refund(self, checks: Sequence[Check], cost: int = 1) -> None:
+        await self.counts.refund(checks, cost)
+
+
+def test_take_now_leaves_shared_counts_to_take() -> None:
+    limits = Limits(FakeSettings(), SharedLimiter())
+    for _ in range(3):
+        assert not limits.take_now(("messages", "alice"))  # counted nothing
+    run(limits.take(("messages", "alice")))
+    run(limits.take(("messages", "alice")))
+    with pytest.raises(errors.RateLimited):
+        run(limits.take(("messages", "alice")))
+
+
 def test_limits_off_let_everything_through() -> None:
     settings = FakeSettings()
     settings.rate_limits = "off"
@@ -146,6 +178,7 @@ def test_limits_off_let_everything_through() -> None:
     for _ in range(100):
         run(limits.take(("messages", "alice")))
         limits.take_local(("messages", "alice"))
+        assert limits.take_now(("messages", "alice"))
         assert limits.open_socket("alice")
 
 
