@@ -47,6 +47,11 @@ SCHEMA_DIR = os.path.join(ROOT, "sql", "schema")
 QUERIES_DIR = os.path.join(ROOT, "sql", "queries")
 SOCKET_CLOSE_SECONDS = 1.0
 ABORT_GRACE_SECONDS = 0.3
+# Connections the kernel completes and holds until the loop accepts them
+# (capped by net.core.somaxconn). Past it the kernel drops new connections'
+# SYNs and clients try again only 1 s, then 3 s later: Tornado's default of
+# 128 turned every burst of reconnecting clients into seconds of silence.
+LISTEN_BACKLOG = 2048
 # Connection-level failures: the database is not (yet) reachable.
 UNREACHABLE = {2002, 2003, 2005, 2006, 2013}
 
@@ -140,7 +145,7 @@ async def start(settings: settings_module.Settings) -> Callable[[], Awaitable[No
         idle_connection_timeout=settings.http_idle_timeout,
         body_timeout=30,
     )
-    server.listen(settings.port, settings.host)
+    server.listen(settings.port, settings.host, backlog=LISTEN_BACKLOG)
     ctx.revocations.start()
     log.info("serving on http://%s:%d", settings.host, settings.port)
 

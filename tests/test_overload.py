@@ -6,9 +6,16 @@
 - Past the queueing-delay bound, new messages are refused at once with
   ``503 overloaded`` (HTTP: Retry-After; WebSocket: an ``error`` frame) and
   are not stored; everything acknowledged is.
+- A burst of new connections waits in the listen backlog for the loop to
+  accept it rather than having its SYNs dropped.
 """
 
 import asyncio
+import errno
+import select
+import signal
+import socket
+import time
 
 import pytest
 
@@ -196,3 +203,38 @@ async def test_a_room_locked_for_long_holds_up_no_join_to_another_room_waiting_f
     assert held.status == 200
     (room,) = query(sql, "SELECT member_count FROM rooms WHERE room_id = %s", short_id)
     assert room["member_count"] == 4
+
+
+def test_a_burst_of_connections_waits_for_accept_instead_of_being_dropped(server_procs):
+    # With the process frozen nothing is accepted: the kernel completes the
+    # handshakes and holds them for the loop. Beyond the listen backlog it
+    # drops the SYNs, and a client hears nothing until it tries again 1 s
+    # later (Tornado's default backlog is 128).
+    with open("/proc/sys/net/core/somaxconn") as f:
+        assert int(f.read()) >= 1024, "net.core.somaxconn caps the listen backlog below 1024"
+    server = server_procs()
+    burst = 600
+    clients = [socket.socket() for _ in range(burst)]
+    poller = select.poll()
+    server.signal(signal.SIGSTOP)
+    try:
+        for client in clients:
+            client.setblocking(False)
+            assert client.connect_ex(("127.0.0.1", server.port)) in (0, errno.EINPROGRESS)
+            poller.register(client, select.POLLOUT)
+        connected = set()
+        deadline = time.monotonic() + 0.5  # well before a dropped SYN is sent again
+        while len(connected) < burst and time.monotonic() < deadline:
+            for fd, _ in poller.poll(50):
+                poller.unregister(fd)
+                connected.add(fd)
+        established = [
+            c
+            for c in clients
+            if c.fileno() in connected and not c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        ]
+        assert len(established) == burst
+    finally:
+        server.signal(signal.SIGCONT)
+        for client in clients:
+            client.close()
