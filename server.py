@@ -39,6 +39,7 @@ from chat.realtime import broker as broker_module
 from chat.realtime.hub import Hub
 from chat.util.admission import FrontDoor, LoopLag
 from chat.web.inflight import InFlight, wait_until
+from chat.web.listener import Listener
 
 log = logging.getLogger("chat.server")
 
@@ -47,11 +48,6 @@ SCHEMA_DIR = os.path.join(ROOT, "sql", "schema")
 QUERIES_DIR = os.path.join(ROOT, "sql", "queries")
 SOCKET_CLOSE_SECONDS = 1.0
 ABORT_GRACE_SECONDS = 0.3
-# Connections the kernel completes and holds until the loop accepts them
-# (capped by net.core.somaxconn). Past it the kernel drops new connections'
-# SYNs and clients try again only 1 s, then 3 s later: Tornado's default of
-# 128 turned every burst of reconnecting clients into seconds of silence.
-LISTEN_BACKLOG = 2048
 # Connection-level failures: the database is not (yet) reachable.
 UNREACHABLE = {2002, 2003, 2005, 2006, 2013}
 
@@ -145,14 +141,15 @@ async def start(settings: settings_module.Settings) -> Callable[[], Awaitable[No
         idle_connection_timeout=settings.http_idle_timeout,
         body_timeout=30,
     )
-    server.listen(settings.port, settings.host, backlog=LISTEN_BACKLOG)
+    listener = Listener(server, settings.port, settings.host)
+    listener.start()
     ctx.revocations.start()
     log.info("serving on http://%s:%d", settings.host, settings.port)
 
     async def stop() -> None:
         deadline = time.monotonic() + settings.drain_seconds
         log.info("shutting down: no longer accepting connections")
-        server.stop()
+        listener.stop()
         lag.stop()
         ctx.revocations.stop()
         hub = application.hub

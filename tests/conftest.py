@@ -203,15 +203,15 @@ def brokers(io_loop):
 
 @pytest.fixture
 def server_procs(database, io_loop):
-    """``server_procs(redis_url=None, **settings)``: a started server.py.
+    """``server_procs(redis_url=None, open_files=None, **settings)``: a started server.py.
 
     It comes with ``.api`` (an ApiClient) and ``.sockets`` (client WebSockets
     to close at teardown).
     """
     started = []
 
-    def start(redis_url=None, **settings):
-        server = ServerProcess(database, TEST_SECRET, redis_url, **settings)
+    def start(redis_url=None, open_files=None, **settings):
+        server = ServerProcess(database, TEST_SECRET, redis_url, open_files, **settings)
         started.append(server)
         server.start()
         server.api = ApiClient(server.base_url)

@@ -6,6 +6,7 @@ would, configured through CHAT_* variables, with its log kept in a file.
 """
 
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -113,8 +114,9 @@ class RedisServer:
 class ServerProcess:
     """``python server.py`` on a free port; its log goes to a temporary file."""
 
-    def __init__(self, database, jwt_secret, redis_url=None, **settings):
+    def __init__(self, database, jwt_secret, redis_url=None, open_files=None, **settings):
         self.port = free_port()
+        self.open_files = open_files  # the process's RLIMIT_NOFILE, when given
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = dict(os.environ)
         for name in list(self.env):
@@ -158,8 +160,12 @@ class ServerProcess:
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=self._limit_open_files if self.open_files else None,
         )
         return self
+
+    def _limit_open_files(self):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     def _ready(self):
         if self._proc.poll() is not None:

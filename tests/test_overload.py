@@ -7,11 +7,13 @@
   ``503 overloaded`` (HTTP: Retry-After; WebSocket: an ``error`` frame) and
   are not stored; everything acknowledged is.
 - A burst of new connections waits in the listen backlog for the loop to
-  accept it rather than having its SYNs dropped.
+  accept it rather than having its SYNs dropped; out of file descriptors,
+  the server pauses accepting (one warning) and serves the connections it has.
 """
 
 import asyncio
 import errno
+import http.client
 import select
 import signal
 import socket
@@ -20,6 +22,7 @@ import time
 import pytest
 
 from helpers import mysql_connect, query, room_members, send
+from procs import wait_until
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -238,3 +241,37 @@ def test_a_burst_of_connections_waits_for_accept_instead_of_being_dropped(server
         server.signal(signal.SIGCONT)
         for client in clients:
             client.close()
+
+
+def test_out_of_file_descriptors_the_server_pauses_accepting_and_recovers(server_procs):
+    # Out of file descriptors, accept() fails until a connection closes.
+    # Tornado's own accept handler then logged a traceback every turn of the
+    # loop (tens of thousands a second); the server says so once, goes on
+    # answering the connections it has, and accepts again once some close.
+    server = server_procs(open_files=150)
+    kept = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+
+    def get(connection, path):
+        connection.request("GET", path)
+        resp = connection.getresponse()
+        resp.read()
+        return resp.status
+
+    assert get(kept, "/api/openapi.json") == 200
+    flood = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(200)]
+    try:
+        wait_until(
+            lambda: "cannot accept connections" in server.log(), 10, "the server ran out of fds"
+        )
+        assert get(kept, "/api/openapi.json") == 200  # a connection it had is served
+        time.sleep(1)  # ten pauses
+        log = server.log()
+        assert log.count("cannot accept connections") == 1 and "Traceback" not in log
+    finally:
+        for client in flood:
+            client.close()
+    fresh = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    assert get(fresh, "/api/health") == 200
+    assert "accepting connections again" in server.log()
+    fresh.close()
+    kept.close()

@@ -77,6 +77,12 @@ REFUSED = Counter(
     ["reason", "transport"],
     registry=REGISTRY,
 )
+ACCEPT_PAUSES = Counter(
+    "chat_accept_pauses",
+    "Times the server stopped accepting connections for a moment: out of file "
+    "descriptors or memory (new connections wait in the backlog meanwhile).",
+    registry=REGISTRY,
+)
 BATCH_SIZE = Histogram(
     "chat_write_batch_size",
     "Items written in one transaction by a group-commit writer.",
@@ -115,6 +121,10 @@ def refused_error(code: str, transport: str) -> None:
     """Count an error answer if its code is a refusal (called where errors are sent)."""
     if code in REFUSALS:
         refused(code, transport)
+
+
+def accept_paused() -> None:
+    ACCEPT_PAUSES.inc()
 
 
 def message_stored(count: int = 1) -> None:
