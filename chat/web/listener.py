@@ -25,11 +25,15 @@ from chat.ops import metrics
 
 log = logging.getLogger("chat.server")
 
-# Connections the kernel completes and holds until the loop accepts them
-# (capped by net.core.somaxconn). Past it the kernel drops new connections'
-# SYNs and clients try again only 1 s, then 3 s later: Tornado's default of
-# 128 turned every burst of reconnecting clients into seconds of silence.
-BACKLOG = 2048
+# Connections the kernel completes and holds until the loop accepts them.
+# Small on purpose (Tornado's default): it is a queue no one measures, and
+# past it the kernel drops SYNs (their clients try again 1 s later), which
+# holds back a storm of new connections from clients whose requests were
+# slow. With 2048 an overloaded server accepted every one and spent itself
+# on them: in the bench's HTTP overload phase 3 runs of 5 collapsed
+# (goodput 0.20-0.30 of capacity, p99 4-6 s, 6,000-8,000 connections),
+# none of 5 with 128 (0.48-0.64, 2,000-2,600 connections).
+BACKLOG = 128
 # Connections accepted in one turn of the loop, at most: the rest wait for
 # the next turn, so that a burst does not hold up the requests of open ones.
 ACCEPT_BATCH = 128
