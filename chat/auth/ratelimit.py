@@ -321,10 +321,7 @@ class Limits:
     async def take(self, *pairs: tuple[str, str]) -> None:
         if not self.enabled:
             return
-        wait = await self.limiter.acquire(self.checks(pairs))
-        if wait > 0:
-            self.refused += 1
-            raise errors.RateLimited(wait)
+        self._over_if(await self.limiter.acquire(self.checks(pairs)))
 
     def take_now(self, *pairs: tuple[str, str]) -> bool:
         """``take`` without waiting, when the counts are this process's (or limits are off).
@@ -336,15 +333,15 @@ class Limits:
             return True
         if not isinstance(self.limiter, LocalLimiter):
             return False
-        wait = self.limiter.acquire_now(self.checks(pairs))
-        if wait > 0:
-            self.refused += 1
-            raise errors.RateLimited(wait)
+        self._over_if(self.limiter.acquire_now(self.checks(pairs)))
         return True
 
     def take_local(self, *pairs: tuple[str, str]) -> None:
         """``take`` counted in this process only, without a round trip (per-socket limits)."""
-        wait = self.local.acquire_now(self.checks(pairs))
+        self._over_if(self.local.acquire_now(self.checks(pairs)))
+
+    def _over_if(self, wait: float) -> None:
+        """Raise ``RateLimited`` when the limiter asked to wait ``wait`` > 0 seconds."""
         if wait > 0:
             self.refused += 1
             raise errors.RateLimited(wait)
