@@ -44,11 +44,9 @@ SHORT_OF = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 class Listener:
     """Listens on ``host:port`` for ``server`` (``start``, then ``stop`` at shutdown)."""
 
-    def __init__(
-        self, server: httpserver.HTTPServer, port: int, host: str, backlog: int = BACKLOG
-    ) -> None:
+    def __init__(self, server: httpserver.HTTPServer, port: int, host: str) -> None:
         self._server = server
-        self._sockets = netutil.bind_sockets(port, host, backlog=backlog)
+        self._sockets = netutil.bind_sockets(port, host, backlog=BACKLOG)
         self._listening: set[socket.socket] = set()
         self._short_since: float | None = None  # when accept() first failed, until it works
         self._failures = 0
