@@ -11,13 +11,15 @@ import json
 import os
 import re
 import secrets
+import time
 import urllib.error
 import urllib.request
 
+import jwt
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from helpers import PASSWORD, ROOT
+from helpers import PASSWORD, ROOT, TEST_SECRET
 
 SCREENS = os.path.join(ROOT, "test-artifacts", "screens")
 DESKTOP = {"width": 1100, "height": 720}
@@ -745,3 +747,45 @@ def test_sessions_listed_ended_and_password_changed(people, web_server):
     expect(laptop.page.get_by_role("heading", name="Sign in")).to_be_visible()
     laptop.sign_in(user["userId"], "a brand new password")
     laptop.assert_quiet(allowed=[r"status of 401"])
+
+
+def test_an_expired_access_token_is_renewed_and_the_socket_opened_again(people, web_server):
+    # The server closes a socket whose access token expires (4001); the client
+    # renews the token with its refresh token and connects again. Tokens live
+    # 15 minutes (60 s at the least), so the login's answer is rewritten to
+    # carry a token of the same session that expires in 3 s.
+    owner = new_user(web_server, prime=True, name="Renewer")
+    room_id = room_of(web_server, owner, name="Renewed")
+
+    def short_lived(route):
+        response = route.fetch()
+        body = response.json()
+        claims = jwt.decode(body["token"], TEST_SECRET, algorithms=["HS256"])
+        claims["exp"] = int(time.time()) + 3
+        body["token"] = jwt.encode(claims, TEST_SECRET, algorithm="HS256")
+        route.fulfill(response=response, json=body)
+
+    person = people()
+    sockets = []
+    person.page.on("websocket", lambda ws: sockets.append(ws))
+    person.page.route("**/api/login", short_lived)
+    person.open().sign_in(owner["userId"])
+    person.open_room("Renewed")
+    expect(person.page.locator("#conn")).to_have_text("Connected")
+    person.page.wait_for_timeout(4000)  # past the short token's expiry
+    expect(person.page.locator("#conn")).to_have_text("Connected")
+    assert len(sockets) == 2 and sockets[0].is_closed()
+    assert any(url.endswith("/api/token/refresh") for url in person.urls)
+
+    # The new socket is subscribed: a message sent meanwhile over the API arrives.
+    status, body = call(
+        web_server,
+        "POST",
+        "/api/messages",
+        {"roomId": room_id, "content": "after the renewal"},
+        token=token_of(web_server, owner),
+    )
+    assert status == 201, body
+    expect(person.sent().last).to_have_text("after the renewal")
+    person.say("and back")
+    person.assert_quiet()
