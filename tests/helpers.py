@@ -283,6 +283,10 @@ class Socket:
             frame if isinstance(frame, (str, bytes)) else json.dumps(frame)
         )
 
+    async def send_all(self, frames):
+        """Write every frame at once, as a client that does not wait for answers."""
+        await asyncio.gather(*(self.conn.write_message(json.dumps(f)) for f in frames))
+
     async def recv(self, timeout=10):
         """The next frame, or None once the server closed the socket."""
         raw = await asyncio.wait_for(self.conn.read_message(), timeout)

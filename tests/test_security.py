@@ -645,7 +645,7 @@ async def test_message_frames_counted_through_redis_keep_their_order(server_proc
     frames = [
         {"type": "message", "roomId": room_id, "content": f"m{i}", "ref": str(i)} for i in range(6)
     ]
-    await asyncio.gather(*(sock.conn.write_message(json.dumps(f)) for f in frames))
+    await sock.send_all(frames)
     answers = [await sock.recv() for _ in range(6)]
     acks = [f for f in answers if f["type"] == "ack"]
     assert [(f["ref"], f["message"]["seq"]) for f in acks] == [(str(i), i + 1) for i in range(5)]

@@ -329,11 +329,6 @@ async def test_concurrent_senders_over_socket_and_http_are_seen_in_order(api):
         await sock.silent(0.1)
 
 
-async def burst(sock, frames):
-    """Write every frame at once, as a client that does not wait for answers."""
-    await asyncio.gather(*(sock.conn.write_message(json.dumps(f)) for f in frames))
-
-
 @pytest.mark.gen_test
 async def test_frames_that_wait_for_nothing_take_no_turn_of_the_event_loop_each(api):
     # A frame handled by a coroutine costs its socket three turns of the
@@ -381,8 +376,7 @@ async def test_frames_that_wait_for_nothing_take_no_turn_of_the_event_loop_each(
 async def test_one_sockets_burst_of_messages_is_stored_in_the_order_sent(api, sql):
     room_id, owner, _ = await room_with(api, 1)
     sock = await api.socket(owner)
-    await burst(
-        sock,
+    await sock.send_all(
         [
             {"type": "message", "roomId": room_id, "content": f"m{i}", "ref": str(i)}
             for i in range(30)
